@@ -1,0 +1,119 @@
+package tokenstore
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+const clientColumns = `id, secret_hash, name, grant_types, scopes, redirect_uris, businesses,
+	is_first_party, is_public, created_at, updated_at`
+
+func scanClient(r scanner) (*Client, error) {
+	var c Client
+	var firstParty, public, created, updated int64
+	if err := r.Scan(&c.ID, &c.SecretHash, &c.Name, (*strList)(&c.GrantTypes), (*strList)(&c.Scopes),
+		(*strList)(&c.RedirectURIs), (*strList)(&c.Businesses), &firstParty, &public, &created, &updated); err != nil {
+		return nil, err
+	}
+	if len(c.SecretHash) == 0 {
+		c.SecretHash = nil
+	}
+	c.FirstParty, c.Public = firstParty != 0, public != 0
+	c.CreatedAt, c.UpdatedAt = fromMs(created), fromMs(updated)
+	return &c, nil
+}
+
+// CreateClient stores c, filling a zero CreatedAt and UpdatedAt with now.
+func (s *store) CreateClient(ctx context.Context, c *Client) error {
+	const op = "creating client"
+	if c.ID == "" {
+		return errors.New(op + ": empty id")
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now()
+	}
+	if c.UpdatedAt.IsZero() {
+		c.UpdatedAt = c.CreatedAt
+	}
+	return s.write(ctx, op, func(ctx context.Context, t *tx) error {
+		if _, err := t.exec(ctx, `INSERT INTO clients (`+clientColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, blob(c.SecretHash), c.Name, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
+			list(c.Businesses), boolInt(c.FirstParty), boolInt(c.Public), ms(c.CreatedAt), ms(c.UpdatedAt)); err != nil {
+			return err
+		}
+		return t.change(ctx, ChangeClient, c.ID)
+	})
+}
+
+// GetClient returns the client or ErrNotFound.
+func (s *store) GetClient(ctx context.Context, id string) (*Client, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	c, err := scanClient(s.read().row(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = ?`, id))
+	if err != nil {
+		return nil, fail("getting client", err)
+	}
+	return c, nil
+}
+
+// ListClients returns every client ordered by ID.
+func (s *store) ListClients(ctx context.Context) ([]*Client, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	rows, err := s.read().query(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY id`)
+	out, err := collect(rows, err, scanClient)
+	if err != nil {
+		return nil, fail("listing clients", err)
+	}
+	return out, nil
+}
+
+// UpdateClient replaces every field but ID and CreatedAt, filling a zero
+// UpdatedAt with now.
+func (s *store) UpdateClient(ctx context.Context, c *Client) error {
+	if c.UpdatedAt.IsZero() {
+		c.UpdatedAt = time.Now()
+	}
+	return s.write(ctx, "updating client", func(ctx context.Context, t *tx) error {
+		n, err := t.execN(ctx, `UPDATE clients SET secret_hash = ?, name = ?, grant_types = ?, scopes = ?,
+			redirect_uris = ?, businesses = ?, is_first_party = ?, is_public = ?, updated_at = ?
+			WHERE id = ?`,
+			blob(c.SecretHash), c.Name, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
+			list(c.Businesses), boolInt(c.FirstParty), boolInt(c.Public), ms(c.UpdatedAt), c.ID)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return t.change(ctx, ChangeClient, c.ID)
+	})
+}
+
+// DeleteClient deletes the client with its codes, grants, refresh tokens
+// and consents, so that a client registered again under the same ID
+// inherits nothing. Access tokens already issued stay valid until revoked.
+func (s *store) DeleteClient(ctx context.Context, id string) error {
+	return s.write(ctx, "deleting client", func(ctx context.Context, t *tx) error {
+		n, err := t.execN(ctx, `DELETE FROM clients WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		for _, q := range []string{
+			`DELETE FROM codes WHERE client_id = ?`,
+			`DELETE FROM refresh_tokens WHERE client_id = ?`,
+			`DELETE FROM grants WHERE client_id = ?`,
+			`DELETE FROM consents WHERE client_id = ?`,
+		} {
+			if _, err := t.exec(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		return t.change(ctx, ChangeClient, id)
+	})
+}

@@ -1,0 +1,77 @@
+package tokenstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+const codeColumns = `hash, grant_id, client_id, redirect_uri, user_id, business_id, scopes, nonce,
+	code_challenge, code_challenge_method, auth_time, created_at, expires_at, used_at`
+
+func scanCode(r scanner) (*AuthCode, error) {
+	var c AuthCode
+	var authTime, created, expires int64
+	var used sql.NullInt64
+	if err := r.Scan(&c.Hash, &c.GrantID, &c.ClientID, &c.RedirectURI, &c.UserID, &c.BusinessID,
+		(*strList)(&c.Scopes), &c.Nonce, &c.CodeChallenge, &c.CodeChallengeMethod,
+		&authTime, &created, &expires, &used); err != nil {
+		return nil, err
+	}
+	c.AuthTime, c.CreatedAt, c.ExpiresAt = fromMs(authTime), fromMs(created), fromMs(expires)
+	c.UsedAt = fromNullMs(used)
+	return &c, nil
+}
+
+// CreateCode stores c, filling a zero CreatedAt with now. A code is minted
+// unused: UsedAt is not stored.
+func (s *store) CreateCode(ctx context.Context, c *AuthCode) error {
+	const op = "creating code"
+	if len(c.Hash) == 0 {
+		return errors.New(op + ": empty hash")
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now()
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	_, err := s.read().exec(ctx, `INSERT INTO codes (`+codeColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+		c.Hash, c.GrantID, c.ClientID, c.RedirectURI, c.UserID, c.BusinessID, list(c.Scopes), c.Nonce,
+		c.CodeChallenge, c.CodeChallengeMethod, ms(c.AuthTime), ms(c.CreatedAt), ms(c.ExpiresAt))
+	return fail(op, err)
+}
+
+// ConsumeCode marks the code used. The single conditional UPDATE is the
+// arbiter between concurrent callers: the database lets exactly one of them
+// see used_at still NULL. A used code is reported as ErrReused even once
+// expired (until Prune removes it), so that its replay still revokes what
+// it issued.
+func (s *store) ConsumeCode(ctx context.Context, hash []byte) (*AuthCode, error) {
+	const op = "consuming code"
+	if len(hash) == 0 {
+		return nil, fail(op, ErrNotFound)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	now := ms(time.Now())
+	c, err := scanCode(s.read().row(ctx, `UPDATE codes SET used_at = ?
+		WHERE hash = ? AND used_at IS NULL AND expires_at > ?
+		RETURNING `+codeColumns, now, hash, now))
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fail(op, err)
+	}
+	// Lost, used before, expired or unknown: which one?
+	c, err = scanCode(s.read().row(ctx, `SELECT `+codeColumns+` FROM codes WHERE hash = ?`, hash))
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	if !c.UsedAt.IsZero() {
+		return c, fail(op, ErrReused)
+	}
+	return nil, fail(op, ErrNotFound)
+}

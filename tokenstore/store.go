@@ -1,0 +1,295 @@
+// Package tokenstore persists everything oauthgate must not lose: clients,
+// authorization codes, grants, refresh tokens, consents, signing keys, the
+// built-in user directory and the revocation list.
+//
+// One SQL implementation serves two engines: SQLite (modernc.org/sqlite, the
+// embedded single-node default) and PostgreSQL (pgx, for clusters). Secrets
+// never reach the store in the clear: codes, refresh tokens and client
+// secrets are stored as SHA-256 hashes of high-entropy random strings.
+//
+// The store also keeps a change feed (see Feed) so that every node of a
+// cluster can invalidate its in-memory caches when another node revokes a
+// token or edits a client.
+package tokenstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// Errors returned by every Store implementation. Callers test with errors.Is.
+var (
+	// ErrNotFound: no such record (or it has expired).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a record with the same key already exists.
+	ErrConflict = errors.New("already exists")
+	// ErrReused: a single-use code or refresh token was presented again.
+	// The record is returned alongside so the caller can revoke what it issued.
+	ErrReused = errors.New("already used")
+	// ErrUnavailable wraps failures to reach the database (connection refused,
+	// pool exhausted, statement timeout). Callers answer 503 rather than 500.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Client is a registered OAuth client (an "app").
+type Client struct {
+	ID string
+	// SecretHash is SHA-256 of the client secret; empty for public clients.
+	SecretHash []byte
+	Name       string
+	// GrantTypes the client may use, e.g. "client_credentials",
+	// "authorization_code", "refresh_token".
+	GrantTypes []string
+	// Scopes is the ceiling of what the client may request.
+	Scopes []string
+	// RedirectURIs are compared by exact string match.
+	RedirectURIs []string
+	// Businesses the client owns: a client-credentials token may act only for
+	// these.
+	Businesses []string
+	// FirstParty clients (platform-scoped) skip the consent screen.
+	FirstParty bool
+	// Public clients have no secret and must use PKCE.
+	Public    bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Grant is what a user (or, for client credentials, nobody) authorised a
+// client to do. Access and refresh tokens carry its ID so revoking the grant
+// revokes them all.
+type Grant struct {
+	ID       string
+	ClientID string
+	// UserID is empty for client-credentials grants.
+	UserID string
+	// BusinessID is the business the grant may act for (authorized_business_id).
+	BusinessID string
+	Scopes     []string
+	AuthTime   time.Time
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	// RevokedAt is zero while the grant is live.
+	RevokedAt time.Time
+}
+
+// AuthCode is an authorization code between /authorize and /token.
+type AuthCode struct {
+	// Hash is SHA-256 of the code handed to the client.
+	Hash []byte
+	// GrantID is chosen when the code is minted; redeeming the code creates
+	// the grant with this ID, and a replayed code revokes it.
+	GrantID             string
+	ClientID            string
+	RedirectURI         string
+	UserID              string
+	BusinessID          string
+	Scopes              []string
+	Nonce               string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	AuthTime            time.Time
+	CreatedAt           time.Time
+	ExpiresAt           time.Time
+	// UsedAt is zero until the code is redeemed.
+	UsedAt time.Time
+}
+
+// RefreshToken is one link of a grant's refresh-token chain.
+type RefreshToken struct {
+	// Hash is SHA-256 of the token handed to the client.
+	Hash      []byte
+	GrantID   string
+	ClientID  string
+	Scopes    []string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// UsedAt is zero until the token is rotated.
+	UsedAt time.Time
+}
+
+// Consent remembers that a user allowed a client some scopes for a business.
+type Consent struct {
+	UserID     string
+	ClientID   string
+	BusinessID string
+	Scopes     []string
+	CreatedAt  time.Time
+}
+
+// Key is a signing key. The private key is stored as a JWK in JSON.
+type Key struct {
+	ID  string // kid
+	Alg string // ES256, EdDSA, RS256
+	// PrivateJWK is the private key serialised as a JSON Web Key.
+	PrivateJWK []byte
+	CreatedAt  time.Time
+	// RetiredAt is zero for the active key. A retired key verifies but no
+	// longer signs; it is deleted once every token it signed has expired.
+	RetiredAt time.Time
+}
+
+// User is an account of the built-in directory.
+type User struct {
+	ID    string
+	Email string // unique, compared case-insensitively (stored lower-case)
+	Name  string
+	// PasswordHash is a PHC-format argon2id or bcrypt hash.
+	PasswordHash    string
+	CurrentBusiness string
+	CreatedAt       time.Time
+}
+
+// Business is a tenant: the thing x-business-id names.
+type Business struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// Revocation denies every token that carries ID in the claim named by Kind
+// until ExpiresAt, by which time those tokens have expired on their own.
+type Revocation struct {
+	Kind      string // RevokeGrant or RevokeClient
+	ID        string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Revocation kinds.
+const (
+	// RevokeGrant denies tokens whose grant id ("gid") is ID.
+	RevokeGrant = "grant"
+	// RevokeClient denies tokens issued to client ID at or before CreatedAt.
+	RevokeClient = "client"
+)
+
+// Change is one entry of the change feed.
+type Change struct {
+	Seq  int64
+	Kind string // ChangeRevocation, ChangeClient, ChangeKeys, ChangeUser
+	Key  string // the revoked or changed id; empty for ChangeKeys
+}
+
+// Change kinds.
+const (
+	ChangeRevocation = "revocation" // Key: "<kind>:<id>" of the Revocation
+	ChangeClient     = "client"     // Key: client id (created, updated, deleted, businesses changed)
+	ChangeKeys       = "keys"       // the signing key set changed
+	ChangeUser       = "user"       // Key: user id
+)
+
+// Clients stores registered clients.
+type Clients interface {
+	CreateClient(ctx context.Context, c *Client) error // ErrConflict on duplicate ID
+	GetClient(ctx context.Context, id string) (*Client, error)
+	ListClients(ctx context.Context) ([]*Client, error)
+	// UpdateClient replaces every field but ID and CreatedAt.
+	UpdateClient(ctx context.Context, c *Client) error
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// Codes stores authorization codes.
+type Codes interface {
+	CreateCode(ctx context.Context, c *AuthCode) error
+	// ConsumeCode marks the code used and returns it. An expired or unknown
+	// code is ErrNotFound; a code used before returns the code and ErrReused.
+	// Of concurrent callers exactly one succeeds.
+	ConsumeCode(ctx context.Context, hash []byte) (*AuthCode, error)
+}
+
+// Grants stores grants and their refresh tokens.
+type Grants interface {
+	// CreateGrant stores g and, when rt is not nil, its first refresh token,
+	// in one transaction.
+	CreateGrant(ctx context.Context, g *Grant, rt *RefreshToken) error
+	GetGrant(ctx context.Context, id string) (*Grant, error)
+	ListGrants(ctx context.Context, clientID, userID string) ([]*Grant, error)
+	// RevokeGrant marks the grant revoked, deletes its refresh tokens and
+	// records a RevokeGrant revocation lasting until until, in one
+	// transaction. Revoking a revoked or unknown grant is not an error
+	// (tokens of stateless grants have no grant row but still get revoked).
+	RevokeGrant(ctx context.Context, id string, until time.Time) error
+	// GetRefreshToken returns an unexpired token whether used or not.
+	GetRefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error)
+	// RotateRefreshToken marks old used and stores next, atomically. Of
+	// concurrent callers with the same old token exactly one succeeds. An
+	// expired or unknown token is ErrNotFound; a used one returns the token
+	// and ErrReused (the caller then revokes the grant).
+	RotateRefreshToken(ctx context.Context, oldHash []byte, next *RefreshToken) (*RefreshToken, error)
+}
+
+// Consents stores remembered consents.
+type Consents interface {
+	SaveConsent(ctx context.Context, c *Consent) error // upsert on (user, client, business)
+	GetConsent(ctx context.Context, userID, clientID, businessID string) (*Consent, error)
+	DeleteConsents(ctx context.Context, userID, clientID string) error
+}
+
+// Keys stores signing keys.
+type Keys interface {
+	// ListKeys returns every key, newest first.
+	ListKeys(ctx context.Context) ([]*Key, error)
+	// AddKey stores k and retires every other active key, in one transaction.
+	AddKey(ctx context.Context, k *Key) error
+	// DeleteKeysRetiredBefore removes keys retired before t.
+	DeleteKeysRetiredBefore(ctx context.Context, t time.Time) error
+	// InitKey stores k only if there is no key at all, and returns the
+	// active key afterwards, so that nodes starting together agree on one.
+	InitKey(ctx context.Context, k *Key) (*Key, error)
+}
+
+// Directory is the built-in user directory.
+type Directory interface {
+	CreateUser(ctx context.Context, u *User) error // ErrConflict on duplicate e-mail or ID
+	GetUser(ctx context.Context, id string) (*User, error)
+	GetUserByEmail(ctx context.Context, email string) (*User, error)
+	ListUsers(ctx context.Context) ([]*User, error)
+	UpdateUser(ctx context.Context, u *User) error
+	DeleteUser(ctx context.Context, id string) error
+	// UpsertBusiness creates b or renames it.
+	UpsertBusiness(ctx context.Context, b *Business) error
+	GetBusiness(ctx context.Context, id string) (*Business, error)
+	ListBusinesses(ctx context.Context) ([]*Business, error)
+	// SetMemberships replaces the businesses a user administers.
+	SetMemberships(ctx context.Context, userID string, businessIDs []string) error
+	// Memberships lists the businesses a user administers, sorted by ID.
+	Memberships(ctx context.Context, userID string) ([]*Business, error)
+}
+
+// Feed is the change feed caches are invalidated from.
+type Feed interface {
+	// ActiveRevocations lists revocations that have not expired at now.
+	ActiveRevocations(ctx context.Context, now time.Time) ([]*Revocation, error)
+	// AddRevocation records r (idempotent on Kind+ID; a later ExpiresAt wins).
+	AddRevocation(ctx context.Context, r *Revocation) error
+	// LastChange returns the sequence number of the newest change (0 if none).
+	LastChange(ctx context.Context) (int64, error)
+	// ChangesSince returns up to limit changes with Seq > seq, oldest first.
+	ChangesSince(ctx context.Context, seq int64, limit int) ([]Change, error)
+	// Wakeup receives a value, without blocking the sender, whenever a change
+	// may have been recorded: by this process, or (PostgreSQL) by any node via
+	// LISTEN/NOTIFY. It is a hint; ChangesSince is the truth.
+	Wakeup() <-chan struct{}
+	// Prune deletes expired codes, refresh tokens, revocations and changes
+	// older than t.
+	Prune(ctx context.Context, now time.Time) error
+}
+
+// Store is every concern at once, as opened by Open.
+type Store interface {
+	Clients
+	Codes
+	Grants
+	Consents
+	Keys
+	Directory
+	Feed
+	// Ping checks the database can be reached.
+	Ping(ctx context.Context) error
+	// Stats reports the connection pool so that it can be exported as metrics.
+	Stats() sql.DBStats
+	Close() error
+}

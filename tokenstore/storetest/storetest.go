@@ -1,0 +1,1060 @@
+// Package storetest is the conformance suite every tokenstore engine passes,
+// and the helpers other packages' tests use to get a real database.
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oauthgate/oauthgate/tokenstore"
+)
+
+// Run checks the behaviour tokenstore.Store promises. open must return a
+// store on a fresh, empty database, and close it when the test ends.
+func Run(t *testing.T, open func(t *testing.T) tokenstore.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s tokenstore.Store)
+	}{
+		{"NotFound", testNotFound},
+		{"Conflict", testConflict},
+		{"Unavailable", testUnavailable},
+		{"Clients", testClients},
+		{"DeleteClientCascades", testDeleteClientCascades},
+		{"Codes", testCodes},
+		{"ConcurrentConsumeCode", testConcurrentConsumeCode},
+		{"Grants", testGrants},
+		{"RefreshTokens", testRefreshTokens},
+		{"ConcurrentRotateRefreshToken", testConcurrentRotate},
+		{"RevokeGrant", testRevokeGrant},
+		{"Consents", testConsents},
+		{"Keys", testKeys},
+		{"ConcurrentInitKey", testConcurrentInitKey},
+		{"Users", testUsers},
+		{"Businesses", testBusinesses},
+		{"Memberships", testMemberships},
+		{"Revocations", testRevocations},
+		{"ChangeFeed", testChangeFeed},
+		{"Wakeup", testWakeup},
+		{"Prune", testPrune},
+		{"ErrorsCarryNoSecrets", testErrorsCarryNoSecrets},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+// base is a millisecond-precise UTC instant: what the store round-trips.
+var base = time.Now().Truncate(time.Millisecond).UTC()
+
+func at(d time.Duration) time.Time { return base.Add(d) }
+
+// hash stands for the SHA-256 of a random secret.
+func hash(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+func check(t *testing.T, op string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", op, err)
+	}
+}
+
+func wantErr(t *testing.T, op string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: got error %v, want %v", op, err, want)
+	}
+}
+
+func equal(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s:\n got %+v\nwant %+v", what, deref(got), deref(want))
+	}
+}
+
+// deref prints pointers and slices of pointers by value.
+func deref(v any) string {
+	rv := reflect.ValueOf(v)
+	switch {
+	case rv.Kind() == reflect.Pointer && !rv.IsNil():
+		return fmt.Sprintf("%+v", rv.Elem().Interface())
+	case rv.Kind() == reflect.Slice && rv.Type().Elem().Kind() == reflect.Pointer:
+		parts := make([]string, rv.Len())
+		for i := range parts {
+			parts[i] = deref(rv.Index(i).Interface())
+		}
+		return "[" + strings.Join(parts, " ") + "]"
+	}
+	return fmt.Sprintf("%+v", v)
+}
+
+func sampleClient(id string) *tokenstore.Client {
+	return &tokenstore.Client{
+		ID:           id,
+		SecretHash:   hash("secret-" + id),
+		Name:         "App " + id,
+		GrantTypes:   []string{"authorization_code", "refresh_token"},
+		Scopes:       []string{"openid", "read:invoices"},
+		RedirectURIs: []string{"https://app.example/cb"},
+		Businesses:   []string{"biz1"},
+		CreatedAt:    at(0),
+		UpdatedAt:    at(0),
+	}
+}
+
+func sampleCode(secret string, ttl time.Duration) *tokenstore.AuthCode {
+	return &tokenstore.AuthCode{
+		Hash:                hash(secret),
+		GrantID:             "grant-" + secret,
+		ClientID:            "client1",
+		RedirectURI:         "https://app.example/cb",
+		UserID:              "user1",
+		BusinessID:          "biz1",
+		Scopes:              []string{"openid", "read:invoices"},
+		Nonce:               "n-0S6_WzA2Mj",
+		CodeChallenge:       "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		CodeChallengeMethod: "S256",
+		AuthTime:            at(-time.Minute),
+		CreatedAt:           at(0),
+		ExpiresAt:           time.Now().Add(ttl).Truncate(time.Millisecond).UTC(),
+	}
+}
+
+func sampleGrant(id, clientID, userID string, created time.Time) *tokenstore.Grant {
+	return &tokenstore.Grant{
+		ID:         id,
+		ClientID:   clientID,
+		UserID:     userID,
+		BusinessID: "biz1",
+		Scopes:     []string{"read:invoices"},
+		AuthTime:   created,
+		CreatedAt:  created,
+		ExpiresAt:  created.Add(30 * 24 * time.Hour),
+	}
+}
+
+func sampleRefresh(secret, grantID string, ttl time.Duration) *tokenstore.RefreshToken {
+	return &tokenstore.RefreshToken{
+		Hash:      hash(secret),
+		GrantID:   grantID,
+		ClientID:  "client1",
+		Scopes:    []string{"read:invoices"},
+		CreatedAt: at(0),
+		ExpiresAt: time.Now().Add(ttl).Truncate(time.Millisecond).UTC(),
+	}
+}
+
+func sampleKey(id string, created time.Time) *tokenstore.Key {
+	return &tokenstore.Key{
+		ID:         id,
+		Alg:        "ES256",
+		PrivateJWK: []byte(`{"kty":"EC","crv":"P-256","kid":"` + id + `","d":"private"}`),
+		CreatedAt:  created,
+	}
+}
+
+func sampleUser(id, email string) *tokenstore.User {
+	return &tokenstore.User{
+		ID:              id,
+		Email:           email,
+		Name:            "User " + id,
+		PasswordHash:    "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+		CurrentBusiness: "biz1",
+		CreatedAt:       at(0),
+	}
+}
+
+// drain empties the Wakeup channel.
+func drain(s tokenstore.Store) {
+	for {
+		select {
+		case <-s.Wakeup():
+		default:
+			return
+		}
+	}
+}
+
+// changes returns every change after seq as "kind key" strings.
+func changes(t *testing.T, s tokenstore.Store, seq int64) []string {
+	t.Helper()
+	cs, err := s.ChangesSince(t.Context(), seq, 0)
+	check(t, "ChangesSince", err)
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Kind+" "+c.Key)
+	}
+	return out
+}
+
+func last(t *testing.T, s tokenstore.Store) int64 {
+	t.Helper()
+	seq, err := s.LastChange(t.Context())
+	check(t, "LastChange", err)
+	return seq
+}
+
+func testNotFound(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	check(t, "CreateCode", s.CreateCode(ctx, sampleCode("expired", -time.Second)))
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g1", "client1", "user1", at(0)),
+		sampleRefresh("expired", "g1", -time.Second)))
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("u1", "a@example.com")))
+
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"GetClient", func() error { _, err := s.GetClient(ctx, "nope"); return err }},
+		{"UpdateClient", func() error { return s.UpdateClient(ctx, sampleClient("nope")) }},
+		{"DeleteClient", func() error { return s.DeleteClient(ctx, "nope") }},
+		{"ConsumeCode unknown", func() error { _, err := s.ConsumeCode(ctx, hash("nope")); return err }},
+		{"ConsumeCode empty", func() error { _, err := s.ConsumeCode(ctx, nil); return err }},
+		{"ConsumeCode expired", func() error { _, err := s.ConsumeCode(ctx, hash("expired")); return err }},
+		{"GetGrant", func() error { _, err := s.GetGrant(ctx, "nope"); return err }},
+		{"GetRefreshToken unknown", func() error { _, err := s.GetRefreshToken(ctx, hash("nope")); return err }},
+		{"GetRefreshToken expired", func() error { _, err := s.GetRefreshToken(ctx, hash("expired")); return err }},
+		{"RotateRefreshToken unknown", func() error {
+			_, err := s.RotateRefreshToken(ctx, hash("nope"), sampleRefresh("next1", "g1", time.Hour))
+			return err
+		}},
+		{"RotateRefreshToken expired", func() error {
+			_, err := s.RotateRefreshToken(ctx, hash("expired"), sampleRefresh("next2", "g1", time.Hour))
+			return err
+		}},
+		{"GetConsent", func() error { _, err := s.GetConsent(ctx, "u1", "client1", "biz1"); return err }},
+		{"GetUser", func() error { _, err := s.GetUser(ctx, "nope"); return err }},
+		{"GetUserByEmail", func() error { _, err := s.GetUserByEmail(ctx, "nope@example.com"); return err }},
+		{"UpdateUser", func() error { return s.UpdateUser(ctx, sampleUser("nope", "nope@example.com")) }},
+		{"DeleteUser", func() error { return s.DeleteUser(ctx, "nope") }},
+		{"GetBusiness", func() error { _, err := s.GetBusiness(ctx, "nope"); return err }},
+		{"SetMemberships unknown user", func() error { return s.SetMemberships(ctx, "nope", nil) }},
+		{"SetMemberships unknown business", func() error { return s.SetMemberships(ctx, "u1", []string{"nope"}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantErr(t, tc.name, tc.call(), tokenstore.ErrNotFound)
+		})
+	}
+	// Expired but unused records did not get used by the attempts.
+	if _, err := s.ConsumeCode(ctx, hash("expired")); errors.Is(err, tokenstore.ErrReused) {
+		t.Fatal("an expired code was marked used")
+	}
+}
+
+func testConflict(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	check(t, "CreateClient", s.CreateClient(ctx, sampleClient("c1")))
+	check(t, "CreateCode", s.CreateCode(ctx, sampleCode("code", time.Minute)))
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g1", "c1", "u1", at(0)), sampleRefresh("rt1", "g1", time.Hour)))
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g2", "c1", "u1", at(0)), sampleRefresh("rt2", "g2", time.Hour)))
+	check(t, "AddKey", s.AddKey(ctx, sampleKey("k1", at(0))))
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("u1", "a@example.com")))
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("u2", "b@example.com")))
+
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"CreateClient", func() error { return s.CreateClient(ctx, sampleClient("c1")) }},
+		{"CreateCode", func() error { return s.CreateCode(ctx, sampleCode("code", time.Minute)) }},
+		{"CreateGrant same id", func() error { return s.CreateGrant(ctx, sampleGrant("g1", "c1", "u1", at(0)), nil) }},
+		{"CreateGrant same refresh token", func() error {
+			return s.CreateGrant(ctx, sampleGrant("g3", "c1", "u1", at(0)), sampleRefresh("rt1", "g3", time.Hour))
+		}},
+		{"RotateRefreshToken onto an existing token", func() error {
+			_, err := s.RotateRefreshToken(ctx, hash("rt2"), sampleRefresh("rt1", "g2", time.Hour))
+			return err
+		}},
+		{"AddKey", func() error { return s.AddKey(ctx, sampleKey("k1", at(time.Second))) }},
+		{"CreateUser same id", func() error { return s.CreateUser(ctx, sampleUser("u1", "c@example.com")) }},
+		{"CreateUser same e-mail in other case", func() error {
+			return s.CreateUser(ctx, sampleUser("u3", "A@Example.COM"))
+		}},
+		{"UpdateUser to a taken e-mail", func() error { return s.UpdateUser(ctx, sampleUser("u2", "a@example.com")) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantErr(t, tc.name, tc.call(), tokenstore.ErrConflict)
+		})
+	}
+	// The failed grant creation stored nothing, the failed rotation left the
+	// old token unused.
+	_, err := s.GetGrant(ctx, "g3")
+	wantErr(t, "GetGrant after failed CreateGrant", err, tokenstore.ErrNotFound)
+	rt, err := s.GetRefreshToken(ctx, hash("rt2"))
+	check(t, "GetRefreshToken", err)
+	if !rt.UsedAt.IsZero() {
+		t.Fatal("a failed rotation marked the old token used")
+	}
+}
+
+func testUnavailable(t *testing.T, s tokenstore.Store) {
+	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel()
+	_, err := s.GetClient(ctx, "c1")
+	wantErr(t, "GetClient past its deadline", err, tokenstore.ErrUnavailable)
+	err = s.AddRevocation(ctx, &tokenstore.Revocation{Kind: tokenstore.RevokeGrant, ID: "g1", ExpiresAt: at(time.Hour)})
+	wantErr(t, "AddRevocation past its deadline", err, tokenstore.ErrUnavailable)
+	check(t, "Ping", s.Ping(t.Context()))
+}
+
+func testClients(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	seq := last(t, s)
+	b := sampleClient("b")
+	a := sampleClient("a")
+	public := &tokenstore.Client{ID: "pub", Name: "SPA", GrantTypes: []string{"authorization_code"},
+		Public: true, CreatedAt: at(time.Second), UpdatedAt: at(time.Second)}
+	for _, c := range []*tokenstore.Client{b, a, public} {
+		check(t, "CreateClient", s.CreateClient(ctx, c))
+	}
+	got, err := s.GetClient(ctx, "a")
+	check(t, "GetClient", err)
+	equal(t, "GetClient", got, a)
+	got, err = s.GetClient(ctx, "pub")
+	check(t, "GetClient", err)
+	equal(t, "public client", got, public)
+
+	list, err := s.ListClients(ctx)
+	check(t, "ListClients", err)
+	equal(t, "ListClients (by id)", list, []*tokenstore.Client{a, b, public})
+
+	upd := &tokenstore.Client{ID: "a", Name: "Renamed", GrantTypes: []string{"client_credentials"},
+		Scopes: []string{"write:invoices"}, Businesses: []string{"biz1", "biz2"}, FirstParty: true,
+		CreatedAt: at(time.Hour), UpdatedAt: at(time.Minute)}
+	check(t, "UpdateClient", s.UpdateClient(ctx, upd))
+	got, err = s.GetClient(ctx, "a")
+	check(t, "GetClient", err)
+	want := *upd
+	want.CreatedAt = a.CreatedAt // kept
+	equal(t, "updated client", got, &want)
+
+	check(t, "DeleteClient", s.DeleteClient(ctx, "b"))
+	_, err = s.GetClient(ctx, "b")
+	wantErr(t, "GetClient after delete", err, tokenstore.ErrNotFound)
+
+	equal(t, "changes", changes(t, s, seq), []string{"client b", "client a", "client pub", "client a", "client b"})
+
+	// Zero times are filled in.
+	z := &tokenstore.Client{ID: "z", Name: "Z"}
+	check(t, "CreateClient", s.CreateClient(ctx, z))
+	got, err = s.GetClient(ctx, "z")
+	check(t, "GetClient", err)
+	if got.CreatedAt.IsZero() || !got.UpdatedAt.Equal(got.CreatedAt) || time.Since(got.CreatedAt) > time.Minute {
+		t.Fatalf("zero times not filled: %+v", got)
+	}
+}
+
+func testDeleteClientCascades(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	check(t, "CreateClient", s.CreateClient(ctx, sampleClient("client1")))
+	check(t, "CreateClient", s.CreateClient(ctx, sampleClient("other")))
+	check(t, "CreateCode", s.CreateCode(ctx, sampleCode("code", time.Minute)))
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g1", "client1", "u1", at(0)), sampleRefresh("rt", "g1", time.Hour)))
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g2", "other", "u1", at(0)), nil))
+	check(t, "SaveConsent", s.SaveConsent(ctx, &tokenstore.Consent{UserID: "u1", ClientID: "client1", BusinessID: "biz1"}))
+	check(t, "DeleteClient", s.DeleteClient(ctx, "client1"))
+
+	_, err := s.ConsumeCode(ctx, hash("code"))
+	wantErr(t, "ConsumeCode", err, tokenstore.ErrNotFound)
+	_, err = s.GetGrant(ctx, "g1")
+	wantErr(t, "GetGrant", err, tokenstore.ErrNotFound)
+	_, err = s.GetRefreshToken(ctx, hash("rt"))
+	wantErr(t, "GetRefreshToken", err, tokenstore.ErrNotFound)
+	_, err = s.GetConsent(ctx, "u1", "client1", "biz1")
+	wantErr(t, "GetConsent", err, tokenstore.ErrNotFound)
+	_, err = s.GetGrant(ctx, "g2")
+	check(t, "GetGrant of another client", err)
+}
+
+func testCodes(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	c := sampleCode("code", 10*time.Minute)
+	check(t, "CreateCode", s.CreateCode(ctx, c))
+
+	got, err := s.ConsumeCode(ctx, c.Hash)
+	check(t, "ConsumeCode", err)
+	if got.UsedAt.IsZero() || time.Since(got.UsedAt) > time.Minute {
+		t.Fatalf("UsedAt = %v, want about now", got.UsedAt)
+	}
+	want := *c
+	want.UsedAt = got.UsedAt
+	equal(t, "consumed code", got, &want)
+
+	again, err := s.ConsumeCode(ctx, c.Hash)
+	wantErr(t, "ConsumeCode again", err, tokenstore.ErrReused)
+	equal(t, "reused code", again, &want)
+
+	// A used code stays "reused", not "not found", once expired.
+	old := sampleCode("old", -time.Minute)
+	old.ExpiresAt = time.Now().Add(300 * time.Millisecond)
+	check(t, "CreateCode", s.CreateCode(ctx, old))
+	_, err = s.ConsumeCode(ctx, old.Hash)
+	check(t, "ConsumeCode", err)
+	time.Sleep(400 * time.Millisecond)
+	_, err = s.ConsumeCode(ctx, old.Hash)
+	wantErr(t, "ConsumeCode used and expired", err, tokenstore.ErrReused)
+
+	// A zero CreatedAt is filled in, Hash is required.
+	z := sampleCode("zero", time.Minute)
+	z.CreatedAt = time.Time{}
+	check(t, "CreateCode", s.CreateCode(ctx, z))
+	if z.CreatedAt.IsZero() {
+		t.Fatal("CreatedAt not filled")
+	}
+	if err := s.CreateCode(ctx, &tokenstore.AuthCode{}); err == nil {
+		t.Fatal("CreateCode without a hash succeeded")
+	}
+}
+
+// race runs fn in n goroutines released together.
+func race(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for i := range n {
+		done.Go(func() {
+			start.Wait()
+			errs[i] = fn(i)
+		})
+	}
+	start.Done()
+	done.Wait()
+	return errs
+}
+
+// oneWinner checks that exactly one error is nil and every other is
+// ErrReused, and returns the winner.
+func oneWinner(t *testing.T, errs []error) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("goroutines %d and %d both won", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, tokenstore.ErrReused):
+			t.Fatalf("goroutine %d: %v, want ErrReused", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("nobody won")
+	}
+	return winner
+}
+
+const contenders = 20
+
+func testConcurrentConsumeCode(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	c := sampleCode("code", time.Minute)
+	check(t, "CreateCode", s.CreateCode(ctx, c))
+	got := make([]*tokenstore.AuthCode, contenders)
+	errs := race(contenders, func(i int) error {
+		var err error
+		got[i], err = s.ConsumeCode(ctx, c.Hash)
+		return err
+	})
+	w := oneWinner(t, errs)
+	for i, g := range got {
+		if g == nil || g.GrantID != c.GrantID || !g.UsedAt.Equal(got[w].UsedAt) {
+			t.Fatalf("goroutine %d got %+v, want the code used at %v", i, g, got[w].UsedAt)
+		}
+	}
+}
+
+func testGrants(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	g1 := sampleGrant("g1", "c1", "u1", at(0))
+	g2 := sampleGrant("g2", "c1", "u2", at(time.Second))
+	g3 := sampleGrant("g3", "c2", "u1", at(2*time.Second))
+	cc := sampleGrant("cc", "c2", "", at(3*time.Second)) // client credentials
+	cc.RevokedAt = at(4 * time.Second)
+	for _, g := range []*tokenstore.Grant{g1, g2, g3, cc} {
+		check(t, "CreateGrant", s.CreateGrant(ctx, g, nil))
+	}
+	got, err := s.GetGrant(ctx, "g1")
+	check(t, "GetGrant", err)
+	equal(t, "GetGrant", got, g1)
+	got, err = s.GetGrant(ctx, "cc")
+	check(t, "GetGrant", err)
+	equal(t, "GetGrant revoked", got, cc)
+
+	for _, tc := range []struct {
+		client, user string
+		want         []*tokenstore.Grant
+	}{
+		{"", "", []*tokenstore.Grant{cc, g3, g2, g1}},
+		{"c1", "", []*tokenstore.Grant{g2, g1}},
+		{"", "u1", []*tokenstore.Grant{g3, g1}},
+		{"c2", "u1", []*tokenstore.Grant{g3}},
+		{"c3", "", nil},
+	} {
+		list, err := s.ListGrants(ctx, tc.client, tc.user)
+		check(t, "ListGrants", err)
+		equal(t, fmt.Sprintf("ListGrants(%q, %q) newest first", tc.client, tc.user), list, tc.want)
+	}
+
+	// The refresh token's grant id defaults to the grant's; another is refused.
+	rt := sampleRefresh("rt", "", time.Hour)
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g4", "c1", "u1", at(0)), rt))
+	if rt.GrantID != "g4" {
+		t.Fatalf("refresh token GrantID = %q, want g4", rt.GrantID)
+	}
+	if err := s.CreateGrant(ctx, sampleGrant("g5", "c1", "u1", at(0)), sampleRefresh("rt5", "g1", time.Hour)); err == nil {
+		t.Fatal("CreateGrant with another grant's refresh token succeeded")
+	}
+}
+
+func testRefreshTokens(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	rt1 := sampleRefresh("rt1", "g1", time.Hour)
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g1", "client1", "u1", at(0)), rt1))
+	got, err := s.GetRefreshToken(ctx, rt1.Hash)
+	check(t, "GetRefreshToken", err)
+	equal(t, "GetRefreshToken", got, rt1)
+
+	rt2 := sampleRefresh("rt2", "", time.Hour)
+	rt2.ClientID = ""
+	old, err := s.RotateRefreshToken(ctx, rt1.Hash, rt2)
+	check(t, "RotateRefreshToken", err)
+	if old.UsedAt.IsZero() {
+		t.Fatal("rotated token not marked used")
+	}
+	want := *rt1
+	want.UsedAt = old.UsedAt
+	equal(t, "rotated token", old, &want)
+	if rt2.GrantID != "g1" || rt2.ClientID != "client1" {
+		t.Fatalf("next token not filled from the old one: %+v", rt2)
+	}
+	got, err = s.GetRefreshToken(ctx, rt2.Hash)
+	check(t, "GetRefreshToken next", err)
+	equal(t, "next token", got, rt2)
+	got, err = s.GetRefreshToken(ctx, rt1.Hash)
+	check(t, "GetRefreshToken used", err)
+	equal(t, "used token still readable", got, &want)
+
+	reused, err := s.RotateRefreshToken(ctx, rt1.Hash, sampleRefresh("rt3", "g1", time.Hour))
+	wantErr(t, "RotateRefreshToken reuse", err, tokenstore.ErrReused)
+	equal(t, "reused token", reused, &want)
+	_, err = s.GetRefreshToken(ctx, hash("rt3"))
+	wantErr(t, "next token of a reuse", err, tokenstore.ErrNotFound)
+
+	// Another grant's id is refused and leaves the old token unused.
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g2", "client1", "u1", at(0)), nil))
+	if _, err := s.RotateRefreshToken(ctx, rt2.Hash, sampleRefresh("rt4", "g2", time.Hour)); err == nil {
+		t.Fatal("rotation onto another grant succeeded")
+	}
+	got, err = s.GetRefreshToken(ctx, rt2.Hash)
+	check(t, "GetRefreshToken", err)
+	if !got.UsedAt.IsZero() {
+		t.Fatal("failed rotation used the token")
+	}
+}
+
+func testConcurrentRotate(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	rt := sampleRefresh("rt", "g1", time.Hour)
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g1", "client1", "u1", at(0)), rt))
+	got := make([]*tokenstore.RefreshToken, contenders)
+	errs := race(contenders, func(i int) error {
+		var err error
+		got[i], err = s.RotateRefreshToken(ctx, rt.Hash, sampleRefresh(fmt.Sprint("next", i), "g1", time.Hour))
+		return err
+	})
+	w := oneWinner(t, errs)
+	for i := range contenders {
+		if got[i] == nil || got[i].GrantID != "g1" || got[i].UsedAt.IsZero() {
+			t.Fatalf("goroutine %d got %+v, want the used token", i, got[i])
+		}
+		_, err := s.GetRefreshToken(ctx, hash(fmt.Sprint("next", i)))
+		if i == w {
+			check(t, "winner's next token", err)
+		} else {
+			wantErr(t, "loser's next token", err, tokenstore.ErrNotFound)
+		}
+	}
+}
+
+func testRevokeGrant(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g1", "client1", "u1", at(0)), sampleRefresh("rt1", "g1", time.Hour)))
+	_, err := s.RotateRefreshToken(ctx, hash("rt1"), sampleRefresh("rt2", "g1", time.Hour))
+	check(t, "RotateRefreshToken", err)
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g2", "client1", "u1", at(0)), sampleRefresh("other", "g2", time.Hour)))
+	seq := last(t, s)
+	drain(s)
+
+	until := time.Now().Add(time.Hour).Truncate(time.Millisecond).UTC()
+	check(t, "RevokeGrant", s.RevokeGrant(ctx, "g1", until))
+	select {
+	case <-s.Wakeup():
+	case <-time.After(time.Second):
+		t.Fatal("RevokeGrant did not signal Wakeup")
+	}
+
+	g, err := s.GetGrant(ctx, "g1")
+	check(t, "GetGrant", err)
+	if g.RevokedAt.IsZero() || time.Since(g.RevokedAt) > time.Minute {
+		t.Fatalf("RevokedAt = %v, want about now", g.RevokedAt)
+	}
+	for _, secret := range []string{"rt1", "rt2"} {
+		_, err := s.GetRefreshToken(ctx, hash(secret))
+		wantErr(t, "GetRefreshToken "+secret, err, tokenstore.ErrNotFound)
+	}
+	_, err = s.RotateRefreshToken(ctx, hash("rt2"), sampleRefresh("rt3", "g1", time.Hour))
+	wantErr(t, "RotateRefreshToken of a revoked grant", err, tokenstore.ErrNotFound)
+	_, err = s.GetRefreshToken(ctx, hash("other"))
+	check(t, "another grant's token survives", err)
+
+	revs, err := s.ActiveRevocations(ctx, time.Now())
+	check(t, "ActiveRevocations", err)
+	if len(revs) != 1 || revs[0].Kind != tokenstore.RevokeGrant || revs[0].ID != "g1" || !revs[0].ExpiresAt.Equal(until) {
+		t.Fatalf("ActiveRevocations = %s", deref(revs))
+	}
+	equal(t, "changes", changes(t, s, seq), []string{"revocation grant:g1"})
+
+	// Revoking again, or revoking a grant without a row, is not an error and
+	// is still announced.
+	check(t, "RevokeGrant again", s.RevokeGrant(ctx, "g1", until))
+	check(t, "RevokeGrant stateless", s.RevokeGrant(ctx, "stateless", until))
+	g2, err := s.GetGrant(ctx, "g1")
+	check(t, "GetGrant", err)
+	equal(t, "RevokedAt after a second revocation", g2.RevokedAt, g.RevokedAt)
+	equal(t, "changes", changes(t, s, seq),
+		[]string{"revocation grant:g1", "revocation grant:g1", "revocation grant:stateless"})
+}
+
+func testConsents(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	c := &tokenstore.Consent{UserID: "u1", ClientID: "c1", BusinessID: "biz1", Scopes: []string{"read:invoices"}, CreatedAt: at(0)}
+	check(t, "SaveConsent", s.SaveConsent(ctx, c))
+	got, err := s.GetConsent(ctx, "u1", "c1", "biz1")
+	check(t, "GetConsent", err)
+	equal(t, "GetConsent", got, c)
+
+	c2 := &tokenstore.Consent{UserID: "u1", ClientID: "c1", BusinessID: "biz1",
+		Scopes: []string{"read:invoices", "write:invoices"}, CreatedAt: at(time.Minute)}
+	check(t, "SaveConsent upsert", s.SaveConsent(ctx, c2))
+	got, err = s.GetConsent(ctx, "u1", "c1", "biz1")
+	check(t, "GetConsent", err)
+	equal(t, "GetConsent after upsert", got, c2)
+
+	for _, k := range [][3]string{{"u1", "c1", "biz2"}, {"u1", "c2", "biz1"}, {"u2", "c1", "biz1"}} {
+		check(t, "SaveConsent", s.SaveConsent(ctx, &tokenstore.Consent{UserID: k[0], ClientID: k[1], BusinessID: k[2]}))
+	}
+	check(t, "DeleteConsents", s.DeleteConsents(ctx, "u1", "c1"))
+	for _, tc := range []struct {
+		user, client, business string
+		want                   error
+	}{
+		{"u1", "c1", "biz1", tokenstore.ErrNotFound},
+		{"u1", "c1", "biz2", tokenstore.ErrNotFound},
+		{"u1", "c2", "biz1", nil},
+		{"u2", "c1", "biz1", nil},
+	} {
+		_, err := s.GetConsent(ctx, tc.user, tc.client, tc.business)
+		wantErr(t, fmt.Sprintf("GetConsent(%s, %s, %s) after DeleteConsents(u1, c1)", tc.user, tc.client, tc.business), err, tc.want)
+	}
+	check(t, "DeleteConsents of every client", s.DeleteConsents(ctx, "u1", ""))
+	_, err = s.GetConsent(ctx, "u1", "c2", "biz1")
+	wantErr(t, "GetConsent", err, tokenstore.ErrNotFound)
+	check(t, "DeleteConsents of nothing", s.DeleteConsents(ctx, "nobody", "c1"))
+}
+
+func testKeys(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	keys, err := s.ListKeys(ctx)
+	check(t, "ListKeys", err)
+	if len(keys) != 0 {
+		t.Fatalf("ListKeys on an empty store = %s", deref(keys))
+	}
+	seq := last(t, s)
+
+	k1 := sampleKey("k1", at(0))
+	got, err := s.InitKey(ctx, k1)
+	check(t, "InitKey", err)
+	equal(t, "InitKey on an empty store", got, k1)
+	got, err = s.InitKey(ctx, sampleKey("k-other", at(time.Second)))
+	check(t, "InitKey", err)
+	equal(t, "InitKey with a key present", got, k1)
+
+	k2 := sampleKey("k2", at(time.Minute))
+	check(t, "AddKey", s.AddKey(ctx, k2))
+	keys, err = s.ListKeys(ctx)
+	check(t, "ListKeys", err)
+	if len(keys) != 2 || keys[0].ID != "k2" || keys[1].ID != "k1" {
+		t.Fatalf("ListKeys = %s, want k2, k1 (newest first)", deref(keys))
+	}
+	equal(t, "active key", keys[0], k2)
+	if keys[1].RetiredAt.IsZero() || time.Since(keys[1].RetiredAt) > time.Minute {
+		t.Fatalf("k1 RetiredAt = %v, want about now", keys[1].RetiredAt)
+	}
+	got, err = s.InitKey(ctx, sampleKey("k-other", at(time.Hour)))
+	check(t, "InitKey", err)
+	equal(t, "InitKey after rotation", got, k2)
+
+	k3 := sampleKey("k3", at(2*time.Minute))
+	check(t, "AddKey", s.AddKey(ctx, k3))
+	equal(t, "changes", changes(t, s, seq), []string{"keys ", "keys ", "keys "})
+
+	// Nothing retired before then: no deletion, no change.
+	check(t, "DeleteKeysRetiredBefore", s.DeleteKeysRetiredBefore(ctx, time.Now().Add(-time.Hour)))
+	keys, err = s.ListKeys(ctx)
+	check(t, "ListKeys", err)
+	if len(keys) != 3 {
+		t.Fatalf("ListKeys = %s, want 3 keys", deref(keys))
+	}
+	check(t, "DeleteKeysRetiredBefore", s.DeleteKeysRetiredBefore(ctx, time.Now().Add(time.Minute)))
+	keys, err = s.ListKeys(ctx)
+	check(t, "ListKeys", err)
+	equal(t, "keys after deleting the retired ones", keys, []*tokenstore.Key{k3})
+	equal(t, "changes", changes(t, s, seq), []string{"keys ", "keys ", "keys ", "keys "})
+}
+
+func testConcurrentInitKey(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	got := make([]*tokenstore.Key, contenders)
+	errs := race(contenders, func(i int) error {
+		var err error
+		got[i], err = s.InitKey(ctx, sampleKey(fmt.Sprint("k", i), at(time.Duration(i)*time.Millisecond)))
+		return err
+	})
+	for i, err := range errs {
+		check(t, fmt.Sprint("InitKey ", i), err)
+	}
+	for i := range got {
+		if got[i].ID != got[0].ID {
+			t.Fatalf("InitKey callers disagree: %s and %s", got[0].ID, got[i].ID)
+		}
+	}
+	keys, err := s.ListKeys(ctx)
+	check(t, "ListKeys", err)
+	if len(keys) != 1 {
+		t.Fatalf("ListKeys = %s, want one key", deref(keys))
+	}
+	equal(t, "changes", changes(t, s, 0), []string{"keys "})
+}
+
+func testUsers(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	seq := last(t, s)
+	bob := sampleUser("u-bob", "Bob@Example.com")
+	alice := sampleUser("u-alice", "alice@example.com")
+	check(t, "CreateUser", s.CreateUser(ctx, bob))
+	check(t, "CreateUser", s.CreateUser(ctx, alice))
+	if bob.Email != "bob@example.com" {
+		t.Fatalf("e-mail stored as %q, want it lower-cased", bob.Email)
+	}
+	got, err := s.GetUser(ctx, "u-bob")
+	check(t, "GetUser", err)
+	equal(t, "GetUser", got, bob)
+	got, err = s.GetUserByEmail(ctx, "BOB@example.COM")
+	check(t, "GetUserByEmail", err)
+	equal(t, "GetUserByEmail ignores case", got, bob)
+
+	users, err := s.ListUsers(ctx)
+	check(t, "ListUsers", err)
+	equal(t, "ListUsers (by e-mail)", users, []*tokenstore.User{alice, bob})
+
+	upd := &tokenstore.User{ID: "u-bob", Email: "Robert@Example.com", Name: "Robert",
+		PasswordHash: "$2a$10$other", CurrentBusiness: "biz2", CreatedAt: at(time.Hour)}
+	check(t, "UpdateUser", s.UpdateUser(ctx, upd))
+	got, err = s.GetUserByEmail(ctx, "robert@example.com")
+	check(t, "GetUserByEmail", err)
+	want := *upd
+	want.CreatedAt = bob.CreatedAt
+	equal(t, "updated user", got, &want)
+	_, err = s.GetUserByEmail(ctx, "bob@example.com")
+	wantErr(t, "old e-mail", err, tokenstore.ErrNotFound)
+
+	check(t, "DeleteUser", s.DeleteUser(ctx, "u-alice"))
+	_, err = s.GetUser(ctx, "u-alice")
+	wantErr(t, "GetUser after delete", err, tokenstore.ErrNotFound)
+	// The e-mail is free again.
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("u-alice2", "alice@example.com")))
+
+	equal(t, "changes", changes(t, s, seq), []string{"user u-bob", "user u-alice"})
+}
+
+func testBusinesses(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	b2 := &tokenstore.Business{ID: "biz2", Name: "Two", CreatedAt: at(0)}
+	b1 := &tokenstore.Business{ID: "biz1", Name: "One", CreatedAt: at(time.Second)}
+	check(t, "UpsertBusiness", s.UpsertBusiness(ctx, b2))
+	check(t, "UpsertBusiness", s.UpsertBusiness(ctx, b1))
+	got, err := s.GetBusiness(ctx, "biz2")
+	check(t, "GetBusiness", err)
+	equal(t, "GetBusiness", got, b2)
+
+	check(t, "UpsertBusiness rename", s.UpsertBusiness(ctx, &tokenstore.Business{ID: "biz2", Name: "Deux", CreatedAt: at(time.Hour)}))
+	got, err = s.GetBusiness(ctx, "biz2")
+	check(t, "GetBusiness", err)
+	equal(t, "renamed business keeps its creation time", got, &tokenstore.Business{ID: "biz2", Name: "Deux", CreatedAt: at(0)})
+
+	list, err := s.ListBusinesses(ctx)
+	check(t, "ListBusinesses", err)
+	equal(t, "ListBusinesses (by id)", list, []*tokenstore.Business{b1, got})
+}
+
+func testMemberships(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("u1", "u1@example.com")))
+	var bs []*tokenstore.Business
+	for _, id := range []string{"c", "a", "b"} {
+		b := &tokenstore.Business{ID: id, Name: "Business " + id, CreatedAt: at(0)}
+		check(t, "UpsertBusiness", s.UpsertBusiness(ctx, b))
+		bs = append(bs, b)
+	}
+	c, a, b := bs[0], bs[1], bs[2]
+	seq := last(t, s)
+
+	for _, tc := range []struct {
+		set  []string
+		want []*tokenstore.Business
+	}{
+		{[]string{"c", "a"}, []*tokenstore.Business{a, c}},
+		{[]string{"b", "b", "a"}, []*tokenstore.Business{a, b}},
+		{nil, nil},
+	} {
+		check(t, "SetMemberships", s.SetMemberships(ctx, "u1", tc.set))
+		got, err := s.Memberships(ctx, "u1")
+		check(t, "Memberships", err)
+		equal(t, fmt.Sprintf("Memberships after SetMemberships(%v), sorted by id", tc.set), got, tc.want)
+	}
+	got, err := s.Memberships(ctx, "nobody")
+	check(t, "Memberships of an unknown user", err)
+	equal(t, "Memberships of an unknown user", got, []*tokenstore.Business(nil))
+
+	// A failed replacement keeps the old memberships.
+	check(t, "SetMemberships", s.SetMemberships(ctx, "u1", []string{"a"}))
+	wantErr(t, "SetMemberships with an unknown business", s.SetMemberships(ctx, "u1", []string{"b", "nope"}), tokenstore.ErrNotFound)
+	got, err = s.Memberships(ctx, "u1")
+	check(t, "Memberships", err)
+	equal(t, "Memberships after a failed SetMemberships", got, []*tokenstore.Business{a})
+
+	check(t, "DeleteUser", s.DeleteUser(ctx, "u1"))
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("u1", "u1@example.com")))
+	got, err = s.Memberships(ctx, "u1")
+	check(t, "Memberships", err)
+	equal(t, "Memberships of a re-created user", got, []*tokenstore.Business(nil))
+
+	equal(t, "changes", changes(t, s, seq), []string{"user u1", "user u1", "user u1", "user u1", "user u1"})
+}
+
+func testRevocations(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Millisecond).UTC()
+	seq := last(t, s)
+	client := &tokenstore.Revocation{Kind: tokenstore.RevokeClient, ID: "c1", CreatedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)}
+	grant := &tokenstore.Revocation{Kind: tokenstore.RevokeGrant, ID: "g1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	expired := &tokenstore.Revocation{Kind: tokenstore.RevokeGrant, ID: "g0", CreatedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour)}
+	for _, r := range []*tokenstore.Revocation{client, grant, expired} {
+		check(t, "AddRevocation", s.AddRevocation(ctx, r))
+	}
+	revs, err := s.ActiveRevocations(ctx, now)
+	check(t, "ActiveRevocations", err)
+	equal(t, "ActiveRevocations (unexpired, oldest first)", revs, []*tokenstore.Revocation{client, grant})
+
+	// Idempotent on Kind+ID: later times win, earlier ones change nothing.
+	for _, r := range []*tokenstore.Revocation{
+		{Kind: tokenstore.RevokeClient, ID: "c1", CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Minute)},
+		{Kind: tokenstore.RevokeGrant, ID: "g1", CreatedAt: now.Add(time.Second), ExpiresAt: now.Add(2 * time.Hour)},
+	} {
+		check(t, "AddRevocation again", s.AddRevocation(ctx, r))
+	}
+	revs, err = s.ActiveRevocations(ctx, now)
+	check(t, "ActiveRevocations", err)
+	equal(t, "ActiveRevocations after re-adding", revs, []*tokenstore.Revocation{client,
+		{Kind: tokenstore.RevokeGrant, ID: "g1", CreatedAt: now.Add(time.Second), ExpiresAt: now.Add(2 * time.Hour)}})
+	revs, err = s.ActiveRevocations(ctx, now.Add(90*time.Minute))
+	check(t, "ActiveRevocations later", err)
+	if len(revs) != 1 || revs[0].ID != "g1" {
+		t.Fatalf("ActiveRevocations in 90 minutes = %s, want g1 only", deref(revs))
+	}
+
+	equal(t, "changes", changes(t, s, seq), []string{"revocation client:c1", "revocation grant:g1",
+		"revocation grant:g0", "revocation client:c1", "revocation grant:g1"})
+
+	for _, r := range []*tokenstore.Revocation{
+		{Kind: "user", ID: "u1", ExpiresAt: now.Add(time.Hour)},
+		{Kind: tokenstore.RevokeGrant, ExpiresAt: now.Add(time.Hour)},
+	} {
+		if err := s.AddRevocation(ctx, r); err == nil {
+			t.Fatalf("AddRevocation(%+v) succeeded", r)
+		}
+	}
+}
+
+func testChangeFeed(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	equal(t, "LastChange of an empty store", last(t, s), int64(0))
+	cs, err := s.ChangesSince(ctx, 0, 10)
+	check(t, "ChangesSince", err)
+	if len(cs) != 0 {
+		t.Fatalf("ChangesSince on an empty store = %+v", cs)
+	}
+
+	// Writes that invalidate nothing are not in the feed.
+	check(t, "CreateCode", s.CreateCode(ctx, sampleCode("code", time.Minute)))
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g1", "c1", "u1", at(0)), sampleRefresh("rt", "g1", time.Hour)))
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("u1", "u1@example.com")))
+	check(t, "UpsertBusiness", s.UpsertBusiness(ctx, &tokenstore.Business{ID: "b1", Name: "B"}))
+	check(t, "SaveConsent", s.SaveConsent(ctx, &tokenstore.Consent{UserID: "u1", ClientID: "c1", BusinessID: "b1"}))
+	equal(t, "LastChange after writes that invalidate nothing", last(t, s), int64(0))
+
+	check(t, "CreateClient", s.CreateClient(ctx, sampleClient("c1")))
+	check(t, "AddKey", s.AddKey(ctx, sampleKey("k1", at(0))))
+	check(t, "SetMemberships", s.SetMemberships(ctx, "u1", []string{"b1"}))
+	check(t, "RevokeGrant", s.RevokeGrant(ctx, "g1", at(time.Hour)))
+	check(t, "AddRevocation", s.AddRevocation(ctx, &tokenstore.Revocation{Kind: tokenstore.RevokeClient, ID: "c1", ExpiresAt: at(time.Hour)}))
+	check(t, "UpdateUser", s.UpdateUser(ctx, sampleUser("u1", "u1@example.com")))
+
+	want := []string{"client c1", "keys ", "user u1", "revocation grant:g1", "revocation client:c1", "user u1"}
+	equal(t, "ChangesSince(0)", changes(t, s, 0), want)
+	all, err := s.ChangesSince(ctx, 0, 0)
+	check(t, "ChangesSince", err)
+	for i := 1; i < len(all); i++ {
+		if all[i].Seq <= all[i-1].Seq {
+			t.Fatalf("changes out of order: %+v", all)
+		}
+	}
+	equal(t, "LastChange", last(t, s), all[len(all)-1].Seq)
+
+	page, err := s.ChangesSince(ctx, all[1].Seq, 2)
+	check(t, "ChangesSince with a limit", err)
+	equal(t, "a page of changes", page, all[2:4])
+	page, err = s.ChangesSince(ctx, all[len(all)-1].Seq, 10)
+	check(t, "ChangesSince the last", err)
+	if len(page) != 0 {
+		t.Fatalf("ChangesSince(last) = %+v, want none", page)
+	}
+}
+
+func testWakeup(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("u1", "u1@example.com")))
+	check(t, "AddKey", s.AddKey(ctx, sampleKey("k1", at(0))))
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"CreateClient", func() error { return s.CreateClient(ctx, sampleClient("c1")) }},
+		{"UpdateClient", func() error { return s.UpdateClient(ctx, sampleClient("c1")) }},
+		{"DeleteClient", func() error { return s.DeleteClient(ctx, "c1") }},
+		{"AddKey", func() error { return s.AddKey(ctx, sampleKey("k2", at(time.Second))) }},
+		{"DeleteKeysRetiredBefore", func() error { return s.DeleteKeysRetiredBefore(ctx, time.Now().Add(time.Hour)) }},
+		{"UpdateUser", func() error { return s.UpdateUser(ctx, sampleUser("u1", "u1@example.com")) }},
+		{"SetMemberships", func() error { return s.SetMemberships(ctx, "u1", nil) }},
+		{"DeleteUser", func() error { return s.DeleteUser(ctx, "u1") }},
+		{"AddRevocation", func() error {
+			return s.AddRevocation(ctx, &tokenstore.Revocation{Kind: tokenstore.RevokeGrant, ID: "g1", ExpiresAt: at(time.Hour)})
+		}},
+		{"RevokeGrant", func() error { return s.RevokeGrant(ctx, "g2", at(time.Hour)) }},
+	} {
+		drain(s)
+		check(t, tc.name, tc.call())
+		select {
+		case <-s.Wakeup():
+		case <-time.After(time.Second):
+			t.Fatalf("%s did not signal Wakeup", tc.name)
+		}
+	}
+
+	// A signal nobody receives does not block writers.
+	drain(s)
+	for i := range 3 {
+		check(t, "CreateClient", s.CreateClient(ctx, sampleClient(fmt.Sprint("x", i))))
+	}
+}
+
+func testPrune(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	now := time.Now()
+	check(t, "CreateCode", s.CreateCode(ctx, sampleCode("live", 3*time.Hour)))
+	check(t, "CreateCode", s.CreateCode(ctx, sampleCode("dead", -time.Second)))
+	used := sampleCode("used", time.Hour)
+	check(t, "CreateCode", s.CreateCode(ctx, used))
+	_, err := s.ConsumeCode(ctx, used.Hash)
+	check(t, "ConsumeCode", err)
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g1", "c1", "u1", at(0)), sampleRefresh("live", "g1", time.Hour)))
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g2", "c1", "u1", at(0)), sampleRefresh("dead", "g2", -time.Second)))
+	check(t, "AddRevocation", s.AddRevocation(ctx, &tokenstore.Revocation{Kind: tokenstore.RevokeGrant, ID: "live", ExpiresAt: now.Add(time.Hour)}))
+	check(t, "AddRevocation", s.AddRevocation(ctx, &tokenstore.Revocation{Kind: tokenstore.RevokeGrant, ID: "dead", ExpiresAt: now.Add(-time.Second)}))
+	seq := last(t, s)
+
+	check(t, "Prune now", s.Prune(ctx, now))
+	_, err = s.ConsumeCode(ctx, hash("dead"))
+	wantErr(t, "expired code", err, tokenstore.ErrNotFound)
+	_, err = s.ConsumeCode(ctx, used.Hash)
+	wantErr(t, "used unexpired code is kept for reuse detection", err, tokenstore.ErrReused)
+	_, err = s.RotateRefreshToken(ctx, hash("dead"), sampleRefresh("x", "g2", time.Hour))
+	wantErr(t, "expired refresh token", err, tokenstore.ErrNotFound)
+	_, err = s.GetRefreshToken(ctx, hash("live"))
+	check(t, "live refresh token", err)
+	revs, err := s.ActiveRevocations(ctx, now.Add(-time.Hour))
+	check(t, "ActiveRevocations", err)
+	if len(revs) != 1 || revs[0].ID != "live" {
+		t.Fatalf("revocations after Prune = %s, want the live one only", deref(revs))
+	}
+	equal(t, "changes younger than the retention are kept", len(changes(t, s, 0)), 2)
+
+	// Changes older than ChangeRetention go, but the newest stays so that
+	// LastChange never goes back.
+	check(t, "Prune later", s.Prune(ctx, now.Add(tokenstore.ChangeRetention+time.Minute)))
+	equal(t, "changes after a late Prune", changes(t, s, 0), []string{"revocation grant:dead"})
+	equal(t, "LastChange after Prune", last(t, s), seq)
+	_, err = s.ConsumeCode(ctx, hash("live"))
+	check(t, "live code", err)
+}
+
+func testErrorsCarryNoSecrets(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	c := sampleCode("code", time.Minute)
+	check(t, "CreateCode", s.CreateCode(ctx, c))
+	rt := sampleRefresh("rt", "g1", time.Hour)
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g1", "client1", "u1", at(0)), rt))
+	_, err := s.ConsumeCode(ctx, c.Hash)
+	check(t, "ConsumeCode", err)
+	_, err = s.RotateRefreshToken(ctx, rt.Hash, sampleRefresh("rt2", "", time.Hour))
+	check(t, "RotateRefreshToken", err)
+
+	var errs []error
+	_, err = s.ConsumeCode(ctx, c.Hash)
+	errs = append(errs, err)
+	errs = append(errs, s.CreateCode(ctx, c))
+	_, err = s.RotateRefreshToken(ctx, rt.Hash, sampleRefresh("rt3", "", time.Hour))
+	errs = append(errs, err)
+	_, err = s.RotateRefreshToken(ctx, hash("rt2"), sampleRefresh("rt2", "", time.Hour))
+	errs = append(errs, err)
+	errs = append(errs, s.CreateClient(ctx, sampleClient("c1")), s.CreateClient(ctx, sampleClient("c1")))
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		msg := err.Error()
+		for _, secret := range [][]byte{c.Hash, rt.Hash, hash("rt2"), hash("secret-c1")} {
+			if strings.Contains(msg, hex.EncodeToString(secret)) || strings.Contains(msg, string(secret)) ||
+				strings.Contains(strings.ToLower(msg), fmt.Sprintf("%x", secret[:4])) {
+				t.Fatalf("error %q carries a hash", msg)
+			}
+		}
+		if msg != strings.ToLower(msg[:1])+msg[1:] {
+			t.Fatalf("error %q does not start in lower case", msg)
+		}
+	}
+}
