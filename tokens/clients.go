@@ -1,0 +1,137 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/oauthgate/oauthgate/tokenstore"
+)
+
+// maxCachedClients bounds the client cache, negative entries included, so
+// requests naming random client ids cannot grow it without limit. Past it
+// the cache starts over, which costs one store read per client.
+const maxCachedClients = 100_000
+
+// clientEntry is a cached client (nil for "no such client") with its
+// businesses as a set for the hot-path tenancy check.
+type clientEntry struct {
+	c    *tokenstore.Client
+	owns map[string]struct{}
+}
+
+func newClientEntry(c *tokenstore.Client) *clientEntry {
+	e := &clientEntry{c: c, owns: make(map[string]struct{}, len(c.Businesses))}
+	for _, b := range c.Businesses {
+		e.owns[b] = struct{}{}
+	}
+	return e
+}
+
+// clientCache holds static clients (never invalidated) and stored clients
+// read through on first use and dropped on ChangeClient.
+type clientCache struct {
+	static map[string]*clientEntry
+
+	mu  sync.RWMutex
+	m   map[string]*clientEntry
+	gen uint64 // bumped by every invalidation; guarded by mu
+}
+
+func newStaticClients(cs []*tokenstore.Client) (map[string]*clientEntry, error) {
+	m := make(map[string]*clientEntry, len(cs))
+	for _, c := range cs {
+		if c == nil || c.ID == "" {
+			return nil, errors.New("static client without an id")
+		}
+		if _, dup := m[c.ID]; dup {
+			return nil, fmt.Errorf("static client %q declared twice", c.ID)
+		}
+		m[c.ID] = newClientEntry(c)
+	}
+	return m, nil
+}
+
+func (cc *clientCache) lookup(id string) (e *clientEntry, cached bool, gen uint64) {
+	if e := cc.static[id]; e != nil {
+		return e, true, 0
+	}
+	cc.mu.RLock()
+	e, cached = cc.m[id]
+	gen = cc.gen
+	cc.mu.RUnlock()
+	return e, cached, gen
+}
+
+// put caches e unless an invalidation happened since the read began, in
+// which case e may already be stale.
+func (cc *clientCache) put(id string, e *clientEntry, gen uint64) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.gen != gen {
+		return
+	}
+	if cc.m == nil || len(cc.m) >= maxCachedClients {
+		cc.m = make(map[string]*clientEntry)
+	}
+	cc.m[id] = e
+}
+
+func (cc *clientCache) invalidate(id string) {
+	cc.mu.Lock()
+	delete(cc.m, id)
+	cc.gen++
+	cc.mu.Unlock()
+}
+
+func (cc *clientCache) clear() {
+	cc.mu.Lock()
+	cc.m = nil
+	cc.gen++
+	cc.mu.Unlock()
+}
+
+func (s *Service) clientEntry(ctx context.Context, id string) (*clientEntry, error) {
+	e, cached, gen := s.clients.lookup(id)
+	if cached {
+		return e, nil
+	}
+	c, err := s.store.GetClient(ctx, id)
+	switch {
+	case errors.Is(err, tokenstore.ErrNotFound):
+		e = nil
+	case err != nil:
+		return nil, fmt.Errorf("loading client: %w", err)
+	default:
+		e = newClientEntry(c)
+	}
+	s.clients.put(id, e, gen)
+	return e, nil
+}
+
+// Client returns the client with the given id, static clients first, or
+// an error matching tokenstore.ErrNotFound. The result is shared: treat it
+// as read-only.
+func (s *Service) Client(ctx context.Context, id string) (*tokenstore.Client, error) {
+	e, err := s.clientEntry(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, fmt.Errorf("client %q: %w", id, tokenstore.ErrNotFound)
+	}
+	return e.c, nil
+}
+
+// ClientOwns reports whether the client may act for the business (the
+// client-credentials tenancy rule). An unknown client owns nothing. Once
+// the client is cached this is two map lookups and no store trip.
+func (s *Service) ClientOwns(ctx context.Context, clientID, business string) (bool, error) {
+	e, err := s.clientEntry(ctx, clientID)
+	if err != nil || e == nil {
+		return false, err
+	}
+	_, ok := e.owns[business]
+	return ok, nil
+}

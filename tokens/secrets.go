@@ -1,0 +1,40 @@
+package tokens
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+)
+
+// secretBytes is the randomness of every opaque secret: 256 bits.
+const secretBytes = 32
+
+// NewSecret returns prefix followed by 256 random bits in base64url, for
+// client secrets, refresh tokens and authorization codes.
+func NewSecret(prefix string) (string, error) {
+	var b [secretBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// HashSecret returns the SHA-256 of a secret made by NewSecret, which is
+// what the store keeps. A fast, unsalted hash is right here because the
+// input is 256 random bits: nothing can be guessed or precomputed, so the
+// slowness and salt that protect low-entropy passwords add nothing, while
+// a lookup by hash (codes, refresh tokens) stays one indexed read.
+// Passwords are not hashed here.
+func HashSecret(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// SecretMatches reports in constant time whether s hashes to hash.
+func SecretMatches(hash []byte, s string) bool {
+	if len(hash) != sha256.Size {
+		return false
+	}
+	return subtle.ConstantTimeCompare(hash, HashSecret(s)) == 1
+}

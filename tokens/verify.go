@@ -1,0 +1,338 @@
+package tokens
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"go.uber.org/zap"
+)
+
+// Errors returned by Verify and Parse. Each is wrapped with a short, fixed
+// reason ("invalid token: expired") that is safe to show to the client and
+// to log; token contents never appear in an error.
+var (
+	// ErrInvalidToken: the token is malformed, forged, expired or not ours.
+	ErrInvalidToken = errors.New("invalid token")
+	// ErrRevoked: the token is valid but its grant or client was revoked.
+	// It also matches ErrInvalidToken, which is what RFC 6750 calls it.
+	ErrRevoked = errors.New("token revoked")
+	// ErrUnavailable: revocations could not be read for longer than
+	// Config.MaxStaleness, so no token is trusted (answer 503).
+	ErrUnavailable = errors.New("token verification unavailable")
+)
+
+// reason indexes the fixed set of failure reasons, which double as metric
+// label values.
+type reason int
+
+const (
+	reasonMalformed reason = iota
+	reasonBadHeader
+	reasonUnknownKey
+	reasonWrongAlg
+	reasonWrongTyp
+	reasonBadSignature
+	reasonBadClaims
+	reasonMissingClaim
+	reasonWrongIssuer
+	reasonWrongAudience
+	reasonExpired
+	reasonNotYetValid
+	reasonIssuedInFuture
+	reasonGrantRevoked
+	reasonClientRevoked
+	reasonStale
+	numReasons
+)
+
+// tokenError is a failure with a fixed reason. The values are created once
+// (below), so rejecting a token allocates nothing.
+type tokenError struct {
+	kind   error
+	reason reason
+	text   string
+	label  string
+}
+
+func (e *tokenError) Error() string { return e.kind.Error() + ": " + e.text }
+
+func (e *tokenError) Unwrap() []error {
+	if e.kind == ErrRevoked {
+		return []error{ErrRevoked, ErrInvalidToken}
+	}
+	return []error{e.kind}
+}
+
+var reasonErrors = func() [numReasons]*tokenError {
+	def := func(r reason, kind error, text string) *tokenError {
+		return &tokenError{kind: kind, reason: r, text: text, label: strings.ReplaceAll(text, " ", "_")}
+	}
+	return [numReasons]*tokenError{
+		reasonMalformed:      def(reasonMalformed, ErrInvalidToken, "malformed"),
+		reasonBadHeader:      def(reasonBadHeader, ErrInvalidToken, "bad header"),
+		reasonUnknownKey:     def(reasonUnknownKey, ErrInvalidToken, "unknown key"),
+		reasonWrongAlg:       def(reasonWrongAlg, ErrInvalidToken, "wrong alg"),
+		reasonWrongTyp:       def(reasonWrongTyp, ErrInvalidToken, "wrong typ"),
+		reasonBadSignature:   def(reasonBadSignature, ErrInvalidToken, "bad signature"),
+		reasonBadClaims:      def(reasonBadClaims, ErrInvalidToken, "bad claims"),
+		reasonMissingClaim:   def(reasonMissingClaim, ErrInvalidToken, "missing claim"),
+		reasonWrongIssuer:    def(reasonWrongIssuer, ErrInvalidToken, "wrong issuer"),
+		reasonWrongAudience:  def(reasonWrongAudience, ErrInvalidToken, "wrong audience"),
+		reasonExpired:        def(reasonExpired, ErrInvalidToken, "expired"),
+		reasonNotYetValid:    def(reasonNotYetValid, ErrInvalidToken, "not yet valid"),
+		reasonIssuedInFuture: def(reasonIssuedInFuture, ErrInvalidToken, "issued in the future"),
+		reasonGrantRevoked:   def(reasonGrantRevoked, ErrRevoked, "grant revoked"),
+		reasonClientRevoked:  def(reasonClientRevoked, ErrRevoked, "client revoked"),
+		reasonStale:          def(reasonStale, ErrUnavailable, "revocation list stale"),
+	}
+}()
+
+func fail(r reason) error { return reasonErrors[r] }
+
+// maxTokenLen rejects oversized input before any decoding; oauthgate's
+// tokens are well under 2 KB.
+const maxTokenLen = 8 << 10
+
+// Claims is a verified access token as cached. It is shared between
+// callers: treat it as read-only.
+type Claims struct {
+	Subject, ClientID, GrantID, JTI, BusinessID string
+	// Scope is the scope claim as in the token.
+	Scope string
+	// Scopes is Scope split once at verification.
+	Scopes []string
+	// IssuedAt and ExpiresAt are unix seconds.
+	IssuedAt, ExpiresAt int64
+}
+
+// Verify checks an access token: signature by a key of the current set, alg
+// of that key, typ, iss, aud, lifetime and required claims (once per token,
+// then from the cache), then revocation and freshness of the revocation
+// list (always).
+func (s *Service) Verify(raw string) (*Claims, error) {
+	now := s.now()
+	c, err := s.cachedOrVerify(raw, now)
+	if err == nil {
+		err = s.checkRevoked(c)
+	}
+	if err == nil {
+		err = s.checkFresh(now)
+	}
+	if err != nil {
+		s.rejected(err)
+		return nil, err
+	}
+	return c, nil
+}
+
+// Parse is Verify without the lifetime and revocation checks, for RFC 7009
+// revocation of a token whose grant id is needed. The signature must still
+// come from a known key and the token must still be an access token of
+// this issuer and audience.
+func (s *Service) Parse(raw string) (*Claims, error) {
+	c, err := s.verifyFull(raw, time.Time{})
+	if err != nil {
+		s.rejected(err)
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Service) cachedOrVerify(raw string, now time.Time) (*Claims, error) {
+	if len(raw) > maxTokenLen {
+		return nil, fail(reasonMalformed)
+	}
+	if e, ok := s.cache.get(raw); ok && e.raw == raw {
+		if now.UnixNano() >= e.expires {
+			s.cache.del(raw)
+			return nil, fail(reasonExpired)
+		}
+		s.m.hits.Inc()
+		return e.claims, nil
+	}
+	s.m.misses.Inc()
+	c, err := s.verifyFull(raw, now)
+	if err != nil {
+		return nil, err
+	}
+	expires := time.Unix(c.ExpiresAt, 0).Add(skew)
+	s.cache.set(raw, c, expires, now)
+	return c, nil
+}
+
+// jwtHeader is the protected header as far as verification cares.
+type jwtHeader struct {
+	Alg  string          `json:"alg"`
+	Kid  string          `json:"kid"`
+	Typ  string          `json:"typ"`
+	Crit json.RawMessage `json:"crit"`
+	B64  json.RawMessage `json:"b64"`
+}
+
+// wireClaims is the access-token payload as decoded; pointers tell absent
+// from zero.
+type wireClaims struct {
+	Iss        string       `json:"iss"`
+	Sub        string       `json:"sub"`
+	Aud        audience     `json:"aud"`
+	ClientID   string       `json:"client_id"`
+	Scope      string       `json:"scope"`
+	Iat        *numericDate `json:"iat"`
+	Nbf        *numericDate `json:"nbf"`
+	Exp        *numericDate `json:"exp"`
+	Jti        string       `json:"jti"`
+	Gid        string       `json:"gid"`
+	BusinessID string       `json:"authorized_business_id"`
+}
+
+// verifyFull does the cryptographic and claim checks. A zero now skips the
+// lifetime checks (for Parse).
+func (s *Service) verifyFull(raw string, now time.Time) (*Claims, error) {
+	if len(raw) > maxTokenLen || strings.Count(raw, ".") != 2 {
+		return nil, fail(reasonMalformed)
+	}
+	h64, _, _ := strings.Cut(raw, ".")
+	hb, err := base64.RawURLEncoding.DecodeString(h64)
+	if err != nil {
+		return nil, fail(reasonMalformed)
+	}
+	var h jwtHeader
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, fail(reasonBadHeader)
+	}
+	// No extension we would have to understand: a crit or b64 header can
+	// only come from someone else's signer.
+	if h.Crit != nil || h.B64 != nil {
+		return nil, fail(reasonBadHeader)
+	}
+	if !strings.EqualFold(h.Typ, typAccess) && !strings.EqualFold(h.Typ, "application/"+typAccess) {
+		return nil, fail(reasonWrongTyp)
+	}
+	if h.Kid == "" {
+		return nil, fail(reasonUnknownKey)
+	}
+	k := s.keyFor(h.Kid)
+	if k == nil {
+		return nil, fail(reasonUnknownKey)
+	}
+	// The key decides the algorithm, never the token: this is what makes
+	// alg "none" and HMAC-with-the-public-key impossible.
+	if h.Alg != string(k.alg) {
+		return nil, fail(reasonWrongAlg)
+	}
+	payload, err := jws.Verify([]byte(raw), jws.WithKey(k.alg, k.pub))
+	if err != nil {
+		return nil, fail(reasonBadSignature)
+	}
+
+	var w wireClaims
+	if err := json.Unmarshal(payload, &w); err != nil {
+		return nil, fail(reasonBadClaims)
+	}
+	if w.Iss != s.cfg.Issuer {
+		return nil, fail(reasonWrongIssuer)
+	}
+	if !w.Aud.contains(s.cfg.Audience) {
+		return nil, fail(reasonWrongAudience)
+	}
+	if w.Sub == "" || w.ClientID == "" || w.Jti == "" || w.Gid == "" || w.Exp == nil || w.Iat == nil {
+		return nil, fail(reasonMissingClaim)
+	}
+	if !now.IsZero() {
+		n := now.Unix()
+		sk := int64(skew / time.Second)
+		switch {
+		case n >= int64(*w.Exp)+sk:
+			return nil, fail(reasonExpired)
+		case w.Nbf != nil && int64(*w.Nbf) > n+sk:
+			return nil, fail(reasonNotYetValid)
+		case int64(*w.Iat) > n+sk:
+			return nil, fail(reasonIssuedInFuture)
+		}
+	}
+	return &Claims{
+		Subject:    w.Sub,
+		ClientID:   w.ClientID,
+		GrantID:    w.Gid,
+		JTI:        w.Jti,
+		BusinessID: w.BusinessID,
+		Scope:      w.Scope,
+		Scopes:     strings.Fields(w.Scope),
+		IssuedAt:   int64(*w.Iat),
+		ExpiresAt:  int64(*w.Exp),
+	}, nil
+}
+
+// checkFresh fails closed when the change feed has not been read for longer
+// than MaxStaleness: a revocation may have been missed.
+func (s *Service) checkFresh(now time.Time) error {
+	if s.cfg.MaxStaleness < 0 {
+		return nil
+	}
+	if now.UnixNano()-s.feedOK.Load() > int64(s.cfg.MaxStaleness) {
+		return fail(reasonStale)
+	}
+	return nil
+}
+
+// rejected counts a failure and logs it at debug (token text never logged).
+func (s *Service) rejected(err error) {
+	var te *tokenError
+	if !errors.As(err, &te) {
+		return
+	}
+	s.m.failures[te.reason].Inc()
+	if ce := s.log.Check(zap.DebugLevel, "token rejected"); ce != nil {
+		ce.Write(zap.String("reason", te.text))
+	}
+}
+
+// audience is the aud claim: one string or an array of them (RFC 7519).
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = audience{s}
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return err
+	}
+	*a = l
+	return nil
+}
+
+func (a audience) contains(s string) bool {
+	for _, v := range a {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// numericDate is a JWT NumericDate: a JSON number of seconds, possibly
+// fractional (truncated here).
+type numericDate int64
+
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	if math.IsNaN(f) || f < 0 || f > 1<<53 {
+		return errors.New("numeric date out of range")
+	}
+	*d = numericDate(f)
+	return nil
+}
