@@ -1,0 +1,397 @@
+package authserver
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/oauthgate/oauthgate/policies"
+	"github.com/oauthgate/oauthgate/tokens"
+	"github.com/oauthgate/oauthgate/tokenstore"
+)
+
+// AdminPrefix is where the admin API lives on Caddy's admin endpoint.
+const AdminPrefix = "/oauthgate/"
+
+// clientSpec is the body of POST /oauthgate/clients.
+type clientSpec struct {
+	Name         string   `json:"name"`
+	GrantTypes   []string `json:"grant_types"`
+	Scopes       []string `json:"scopes"`
+	Businesses   []string `json:"businesses"`
+	RedirectURIs []string `json:"redirect_uris"`
+	FirstParty   bool     `json:"first_party"`
+	Public       bool     `json:"public"`
+}
+
+// clientView is how a client is shown: never with its secret or hash.
+type clientView struct {
+	ClientID     string    `json:"client_id"`
+	ClientSecret string    `json:"client_secret,omitempty"`
+	Name         string    `json:"name"`
+	GrantTypes   []string  `json:"grant_types"`
+	Scopes       []string  `json:"scopes"`
+	Businesses   []string  `json:"businesses"`
+	RedirectURIs []string  `json:"redirect_uris"`
+	FirstParty   bool      `json:"first_party"`
+	Public       bool      `json:"public"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+func viewClient(c *tokenstore.Client) clientView {
+	nonNil := func(s []string) []string {
+		if s == nil {
+			return []string{}
+		}
+		return s
+	}
+	return clientView{
+		ClientID: c.ID, Name: c.Name, GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
+		Businesses: nonNil(c.Businesses), RedirectURIs: nonNil(c.RedirectURIs),
+		FirstParty: c.FirstParty, Public: c.Public, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+	}
+}
+
+// AdminHandler serves the operator API under AdminPrefix. It trusts its
+// caller: mount it only where Caddy's admin endpoint guards it.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
+
+func (s *Server) adminMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /oauthgate/clients", s.adminCreateClient)
+	mux.HandleFunc("GET /oauthgate/clients", s.adminListClients)
+	mux.HandleFunc("GET /oauthgate/clients/{id}", s.adminGetClient)
+	mux.HandleFunc("DELETE /oauthgate/clients/{id}", s.adminDeleteClient)
+	mux.HandleFunc("POST /oauthgate/clients/{id}/secret", s.adminRotateSecret)
+	mux.HandleFunc("POST /oauthgate/clients/{id}/businesses", s.adminLinkBusiness)
+	mux.HandleFunc("DELETE /oauthgate/clients/{id}/businesses/{business}", s.adminUnlinkBusiness)
+	mux.HandleFunc("GET /oauthgate/grants", s.adminListGrants)
+	mux.HandleFunc("DELETE /oauthgate/grants/{id}", s.adminRevokeGrant)
+	mux.HandleFunc("GET /oauthgate/keys", s.adminListKeys)
+	mux.HandleFunc("POST /oauthgate/keys/rotate", s.adminRotateKeys)
+	s.adminDirectoryRoutes(mux)
+	mux.HandleFunc("/oauthgate/", func(w http.ResponseWriter, r *http.Request) {
+		adminError(w, http.StatusNotFound, "no such admin endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+// adminError writes {"error": msg}, the shape Caddy's own admin API uses.
+func adminError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+func adminJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// decodeAdmin decodes a JSON body strictly: unknown fields are typos.
+func decodeAdmin(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		adminError(w, http.StatusBadRequest, "decoding request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// adminStoreError answers a store failure.
+func (s *Server) adminStoreError(w http.ResponseWriter, op string, err error) {
+	switch {
+	case errors.Is(err, tokenstore.ErrNotFound):
+		adminError(w, http.StatusNotFound, op+": not found")
+	case errors.Is(err, tokenstore.ErrConflict):
+		adminError(w, http.StatusConflict, op+": already exists")
+	case errors.Is(err, tokenstore.ErrUnavailable):
+		w.Header().Set("Retry-After", retryAfterSeconds)
+		adminError(w, http.StatusServiceUnavailable, op+": store unavailable")
+	default:
+		s.logError(op, err)
+		adminError(w, http.StatusInternalServerError, op+": internal error")
+	}
+}
+
+var supportedGrantTypes = []string{"authorization_code", "client_credentials", "refresh_token"}
+
+// validateClient applies the registration rules and fills defaults.
+func (s *Server) validateClient(c *clientSpec) error {
+	c.Name = strings.TrimSpace(c.Name)
+	if c.Name == "" || len(c.Name) > 200 {
+		return fmt.Errorf("name is required (at most 200 characters)")
+	}
+	if len(c.GrantTypes) == 0 {
+		if len(c.RedirectURIs) > 0 {
+			c.GrantTypes = []string{"authorization_code", "refresh_token"}
+		} else {
+			c.GrantTypes = []string{"client_credentials"}
+		}
+	}
+	for _, g := range c.GrantTypes {
+		if !contains(supportedGrantTypes, g) {
+			return fmt.Errorf("grant type %q is not supported (want %s)", g, strings.Join(supportedGrantTypes, ", "))
+		}
+	}
+	if c.Public && contains(c.GrantTypes, "client_credentials") {
+		return fmt.Errorf("a public client cannot use client_credentials")
+	}
+	for _, sc := range c.Scopes {
+		if !validScopeToken(sc) {
+			return fmt.Errorf("scope %q is not a valid scope token", sc)
+		}
+		if _, ok := s.scopes[sc]; !ok && len(s.scopes) > 0 && sc != "openid" && sc != "offline_access" {
+			return fmt.Errorf("scope %q is not in the scope catalogue", sc)
+		}
+	}
+	for _, b := range c.Businesses {
+		if !policies.ValidBusinessID(b) {
+			return fmt.Errorf("business id %q: want 1 to 128 characters of A-Z a-z 0-9 . _ : -", b)
+		}
+	}
+	if contains(c.GrantTypes, "authorization_code") && len(c.RedirectURIs) == 0 {
+		return fmt.Errorf("authorization_code needs at least one redirect_uri")
+	}
+	for _, u := range c.RedirectURIs {
+		if err := validRedirectURI(u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validRedirectURI enforces RFC 6749 §3.1.2 and RFC 9700 §2.1: absolute, no
+// fragment, and https except on loopback; private-use schemes for native
+// apps (RFC 8252 §7.1) must contain a dot.
+func validRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() {
+		return fmt.Errorf("redirect_uri %q must be an absolute URI", raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("redirect_uri %q must not have a fragment", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		if u.Host == "" {
+			return fmt.Errorf("redirect_uri %q has no host", raw)
+		}
+	case "http":
+		h := u.Hostname()
+		if h != "localhost" && h != "127.0.0.1" && h != "::1" {
+			return fmt.Errorf("redirect_uri %q: http is allowed only for loopback hosts", raw)
+		}
+	default:
+		if !strings.Contains(u.Scheme, ".") {
+			return fmt.Errorf("redirect_uri %q: scheme must be https, loopback http, or a reverse-domain private-use scheme", raw)
+		}
+	}
+	return nil
+}
+
+func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request) {
+	var spec clientSpec
+	if !decodeAdmin(w, r, &spec) {
+		return
+	}
+	if err := s.validateClient(&spec); err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	id, err := tokens.NewSecret(s.cfg.ClientIDPrefix)
+	if err != nil {
+		s.adminStoreError(w, "generating client id", err)
+		return
+	}
+	// 128 bits is plenty for an identifier; the full 256 bits go to secrets.
+	id = id[:len(s.cfg.ClientIDPrefix)+22]
+	now := time.Now().UTC()
+	c := &tokenstore.Client{
+		ID: id, Name: spec.Name, GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Businesses: spec.Businesses,
+		RedirectURIs: spec.RedirectURIs, FirstParty: spec.FirstParty, Public: spec.Public, CreatedAt: now, UpdatedAt: now,
+	}
+	var secret string
+	if !spec.Public {
+		if secret, err = tokens.NewSecret(s.cfg.SecretPrefix); err != nil {
+			s.adminStoreError(w, "generating client secret", err)
+			return
+		}
+		c.SecretHash = tokens.HashSecret(secret)
+	}
+	if err := s.store.CreateClient(r.Context(), c); err != nil {
+		s.adminStoreError(w, "creating client", err)
+		return
+	}
+	v := viewClient(c)
+	v.ClientSecret = secret
+	w.Header().Set("Location", AdminPrefix+"clients/"+url.PathEscape(c.ID))
+	adminJSON(w, http.StatusCreated, v)
+}
+
+func (s *Server) adminListClients(w http.ResponseWriter, r *http.Request) {
+	cs, err := s.store.ListClients(r.Context())
+	if err != nil {
+		s.adminStoreError(w, "listing clients", err)
+		return
+	}
+	out := make([]clientView, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, viewClient(c))
+	}
+	adminJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) adminGetClient(w http.ResponseWriter, r *http.Request) {
+	c, err := s.store.GetClient(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.adminStoreError(w, "loading client", err)
+		return
+	}
+	adminJSON(w, http.StatusOK, viewClient(c))
+}
+
+// adminDeleteClient deletes the client and revokes every token it holds.
+func (s *Server) adminDeleteClient(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := s.store.DeleteClient(r.Context(), id); err != nil {
+		s.adminStoreError(w, "deleting client", err)
+		return
+	}
+	s.tokens.ForgetClient(id)
+	if err := s.tokens.RevokeClientTokens(r.Context(), id); err != nil {
+		s.adminStoreError(w, "revoking client tokens", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// adminRotateSecret replaces the secret; tokens already issued stay valid.
+func (s *Server) adminRotateSecret(w http.ResponseWriter, r *http.Request) {
+	s.updateClient(w, r, func(c *tokenstore.Client) (string, error) {
+		if c.Public {
+			return "", fmt.Errorf("a public client has no secret")
+		}
+		secret, err := tokens.NewSecret(s.cfg.SecretPrefix)
+		if err != nil {
+			return "", err
+		}
+		c.SecretHash = tokens.HashSecret(secret)
+		return secret, nil
+	})
+}
+
+func (s *Server) adminLinkBusiness(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		BusinessID string `json:"business_id"`
+	}
+	if !decodeAdmin(w, r, &body) {
+		return
+	}
+	s.updateClient(w, r, func(c *tokenstore.Client) (string, error) {
+		if !policies.ValidBusinessID(body.BusinessID) {
+			return "", fmt.Errorf("business_id %q: want 1 to 128 characters of A-Z a-z 0-9 . _ : -", body.BusinessID)
+		}
+		if !contains(c.Businesses, body.BusinessID) {
+			c.Businesses = append(c.Businesses, body.BusinessID)
+			sort.Strings(c.Businesses)
+		}
+		return "", nil
+	})
+}
+
+func (s *Server) adminUnlinkBusiness(w http.ResponseWriter, r *http.Request) {
+	b := r.PathValue("business")
+	s.updateClient(w, r, func(c *tokenstore.Client) (string, error) {
+		out := c.Businesses[:0]
+		for _, x := range c.Businesses {
+			if x != b {
+				out = append(out, x)
+			}
+		}
+		c.Businesses = out
+		return "", nil
+	})
+}
+
+// updateClient loads, edits and stores a client, answering with its view
+// (and a new secret when edit returns one).
+func (s *Server) updateClient(w http.ResponseWriter, r *http.Request, edit func(*tokenstore.Client) (string, error)) {
+	c, err := s.store.GetClient(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.adminStoreError(w, "loading client", err)
+		return
+	}
+	secret, err := edit(c)
+	if err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	c.UpdatedAt = time.Now().UTC()
+	if err := s.store.UpdateClient(r.Context(), c); err != nil {
+		s.adminStoreError(w, "updating client", err)
+		return
+	}
+	s.tokens.ForgetClient(c.ID)
+	v := viewClient(c)
+	v.ClientSecret = secret
+	adminJSON(w, http.StatusOK, v)
+}
+
+type grantView struct {
+	ID         string    `json:"id"`
+	ClientID   string    `json:"client_id"`
+	UserID     string    `json:"user_id,omitempty"`
+	BusinessID string    `json:"business_id,omitempty"`
+	Scopes     []string  `json:"scopes"`
+	CreatedAt  time.Time `json:"created_at"`
+	Revoked    bool      `json:"revoked"`
+}
+
+func (s *Server) adminListGrants(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	gs, err := s.store.ListGrants(r.Context(), q.Get("client_id"), q.Get("user_id"))
+	if err != nil {
+		s.adminStoreError(w, "listing grants", err)
+		return
+	}
+	out := make([]grantView, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, grantView{ID: g.ID, ClientID: g.ClientID, UserID: g.UserID, BusinessID: g.BusinessID,
+			Scopes: g.Scopes, CreatedAt: g.CreatedAt, Revoked: !g.RevokedAt.IsZero()})
+	}
+	adminJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) adminRevokeGrant(w http.ResponseWriter, r *http.Request) {
+	if err := s.tokens.RevokeGrant(r.Context(), r.PathValue("id")); err != nil {
+		s.adminStoreError(w, "revoking grant", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) adminListKeys(w http.ResponseWriter, r *http.Request) {
+	adminJSON(w, http.StatusOK, s.tokens.Keys())
+}
+
+func (s *Server) adminRotateKeys(w http.ResponseWriter, r *http.Request) {
+	kid, err := s.tokens.Rotate(r.Context())
+	if err != nil {
+		s.adminStoreError(w, "rotating keys", err)
+		return
+	}
+	adminJSON(w, http.StatusOK, map[string]string{"kid": kid})
+}

@@ -1,0 +1,253 @@
+package authserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"time"
+
+	"github.com/oauthgate/oauthgate/tokens"
+	"github.com/oauthgate/oauthgate/tokenstore"
+)
+
+// authorizationCodeGrant is RFC 6749 §4.1.3 with PKCE (RFC 7636) and OIDC's
+// id_token.
+type authorizationCodeGrant struct{ s *Server }
+
+func (authorizationCodeGrant) grantType() string { return "authorization_code" }
+
+func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClient, p params) (*tokenResponse, *Error) {
+	s := g.s
+	code := p.get("code")
+	if code == "" {
+		return nil, errInvalidRequest("code is required")
+	}
+	verifier := p.get("code_verifier")
+	if verifier != "" && !validVerifier(verifier) {
+		return nil, errInvalidRequest("code_verifier must be 43 to 128 unreserved characters")
+	}
+	ac, err := s.store.ConsumeCode(ctx, tokens.HashSecret(code))
+	switch {
+	case errors.Is(err, tokenstore.ErrReused):
+		// RFC 6749 §4.1.2: a replayed code revokes what it issued.
+		if rerr := s.tokens.RevokeGrant(ctx, ac.GrantID); rerr != nil {
+			s.logError("revoking grant of a replayed code", rerr)
+		}
+		s.observeReuse("code")
+		return nil, errInvalidGrant("authorization code was already used")
+	case errors.Is(err, tokenstore.ErrNotFound):
+		return nil, errInvalidGrant("authorization code is invalid or expired")
+	case err != nil:
+		return nil, s.storeError("consuming code", err)
+	}
+	if ac.ClientID != c.ID {
+		return nil, errInvalidGrant("authorization code was issued to another client")
+	}
+	if ac.RedirectURI != "" && p.get("redirect_uri") != ac.RedirectURI {
+		return nil, errInvalidGrant("redirect_uri does not match the authorization request")
+	}
+	switch {
+	case ac.CodeChallenge != "":
+		if verifier == "" {
+			return nil, errInvalidGrant("code_verifier is required")
+		}
+		if !pkceMatches(ac.CodeChallenge, verifier) {
+			return nil, errInvalidGrant("code_verifier does not match the code_challenge")
+		}
+	case verifier != "":
+		// A verifier for a code minted without a challenge is a downgrade
+		// attempt (RFC 9700 §4.8.2).
+		return nil, errInvalidGrant("code_verifier sent but no code_challenge was")
+	}
+
+	now := time.Now()
+	grant := &tokenstore.Grant{
+		ID:         ac.GrantID,
+		ClientID:   c.ID,
+		UserID:     ac.UserID,
+		BusinessID: ac.BusinessID,
+		Scopes:     ac.Scopes,
+		AuthTime:   ac.AuthTime,
+		CreatedAt:  now,
+	}
+	rt, rtRaw, e := s.newRefreshToken(c, grant, ac.Scopes, now)
+	if e != nil {
+		return nil, e
+	}
+	if err := s.store.CreateGrant(ctx, grant, rt); err != nil {
+		return nil, s.storeError("creating grant", err)
+	}
+	resp, e := s.mintAccess(tokens.Access{Subject: ac.UserID, ClientID: c.ID, GrantID: grant.ID, BusinessID: ac.BusinessID, Scopes: ac.Scopes})
+	if e != nil {
+		return nil, e
+	}
+	resp.RefreshToken = rtRaw
+	if contains(ac.Scopes, "openid") {
+		if resp.IDToken, e = s.idToken(ctx, c.ID, grant, ac.Nonce, resp.AccessToken); e != nil {
+			return nil, e
+		}
+	}
+	return resp, nil
+}
+
+// newRefreshToken makes the next refresh token of a grant, or nothing when
+// the client may not refresh or offline_access is required and absent.
+func (s *Server) newRefreshToken(c *authenticatedClient, g *tokenstore.Grant, scopes []string, now time.Time) (*tokenstore.RefreshToken, string, *Error) {
+	if !contains(c.GrantTypes, "refresh_token") {
+		return nil, "", nil
+	}
+	if s.cfg.RefreshRequiresOfflineAccess && !contains(scopes, "offline_access") {
+		return nil, "", nil
+	}
+	raw, err := tokens.NewSecret("")
+	if err != nil {
+		return nil, "", errServer()
+	}
+	return &tokenstore.RefreshToken{
+		Hash:      tokens.HashSecret(raw),
+		GrantID:   g.ID,
+		ClientID:  c.ID,
+		Scopes:    scopes,
+		CreatedAt: now,
+		ExpiresAt: now.Add(s.cfg.RefreshTTL),
+	}, raw, nil
+}
+
+// idToken mints the OIDC id_token with the business claims of the Yoco guide.
+func (s *Server) idToken(ctx context.Context, clientID string, g *tokenstore.Grant, nonce, accessToken string) (string, *Error) {
+	u, err := s.store.GetUser(ctx, g.UserID)
+	if err != nil {
+		return "", s.storeError("loading user for id_token", err)
+	}
+	bs, err := s.store.Memberships(ctx, u.ID)
+	if err != nil {
+		return "", s.storeError("loading memberships for id_token", err)
+	}
+	ids := make([]string, len(bs))
+	for i, b := range bs {
+		ids[i] = b.ID
+	}
+	raw, err := s.tokens.MintIDToken(tokens.IDToken{
+		Subject:              u.ID,
+		ClientID:             clientID,
+		Nonce:                nonce,
+		UserID:               u.ID,
+		Name:                 u.Name,
+		Email:                u.Email,
+		DefaultBusinessID:    u.CurrentBusiness,
+		BusinessIDs:          ids,
+		AuthorizedBusinessID: g.BusinessID,
+		AuthTime:             g.AuthTime,
+		AccessToken:          accessToken,
+	})
+	if err != nil {
+		return "", s.storeError("minting id_token", err)
+	}
+	return raw, nil
+}
+
+// validVerifier checks RFC 7636 §4.1: 43–128 characters of
+// [A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~".
+func validVerifier(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+// pkceMatches checks S256: BASE64URL(SHA256(verifier)) == challenge.
+func pkceMatches(challenge, verifier string) bool {
+	sum := sha256.Sum256([]byte(verifier))
+	want := base64.RawURLEncoding.EncodeToString(sum[:])
+	return subtle.ConstantTimeCompare([]byte(want), []byte(challenge)) == 1
+}
+
+// refreshTokenGrant is RFC 6749 §6 with rotation: every use returns a new
+// refresh token, and presenting a spent one revokes the whole grant
+// (RFC 9700 §4.14.2).
+type refreshTokenGrant struct{ s *Server }
+
+func (refreshTokenGrant) grantType() string { return "refresh_token" }
+
+func (g refreshTokenGrant) handle(ctx context.Context, c *authenticatedClient, p params) (*tokenResponse, *Error) {
+	s := g.s
+	raw := p.get("refresh_token")
+	if raw == "" {
+		return nil, errInvalidRequest("refresh_token is required")
+	}
+	hash := tokens.HashSecret(raw)
+	old, err := s.store.GetRefreshToken(ctx, hash)
+	switch {
+	case errors.Is(err, tokenstore.ErrNotFound):
+		return nil, errInvalidGrant("refresh token is invalid or expired")
+	case err != nil:
+		return nil, s.storeError("loading refresh token", err)
+	}
+	if old.ClientID != c.ID {
+		return nil, errInvalidGrant("refresh token was issued to another client")
+	}
+	if !old.UsedAt.IsZero() {
+		return nil, s.refreshReused(ctx, old.GrantID)
+	}
+	grant, err := s.store.GetGrant(ctx, old.GrantID)
+	switch {
+	case errors.Is(err, tokenstore.ErrNotFound):
+		return nil, errInvalidGrant("grant no longer exists")
+	case err != nil:
+		return nil, s.storeError("loading grant", err)
+	}
+	if !grant.RevokedAt.IsZero() {
+		return nil, errInvalidGrant("grant was revoked")
+	}
+	// A refresh may narrow the scopes, never widen them (RFC 6749 §6).
+	scopes, e := requestedScopes(p.get("scope"), old.Scopes)
+	if e != nil {
+		return nil, e
+	}
+	now := time.Now()
+	next, nextRaw, e := s.newRefreshToken(c, grant, old.Scopes, now)
+	if e != nil {
+		return nil, e
+	}
+	if next == nil {
+		// The client lost the refresh_token grant type: the old token is
+		// spent and nothing replaces it.
+		return nil, errUnauthorizedClient("the client may no longer refresh")
+	}
+	if _, err := s.store.RotateRefreshToken(ctx, hash, next); err != nil {
+		switch {
+		case errors.Is(err, tokenstore.ErrReused):
+			return nil, s.refreshReused(ctx, old.GrantID)
+		case errors.Is(err, tokenstore.ErrNotFound):
+			return nil, errInvalidGrant("refresh token is invalid or expired")
+		}
+		return nil, s.storeError("rotating refresh token", err)
+	}
+	resp, e := s.mintAccess(tokens.Access{Subject: grant.UserID, ClientID: c.ID, GrantID: grant.ID, BusinessID: grant.BusinessID, Scopes: scopes})
+	if e != nil {
+		return nil, e
+	}
+	resp.RefreshToken = nextRaw
+	if contains(scopes, "openid") && grant.UserID != "" {
+		if resp.IDToken, e = s.idToken(ctx, c.ID, grant, "", resp.AccessToken); e != nil {
+			return nil, e
+		}
+	}
+	return resp, nil
+}
+
+func (s *Server) refreshReused(ctx context.Context, grantID string) *Error {
+	if err := s.tokens.RevokeGrant(ctx, grantID); err != nil {
+		s.logError("revoking grant of a reused refresh token", err)
+	}
+	s.observeReuse("refresh_token")
+	return errInvalidGrant("refresh token was already used; the grant is revoked")
+}

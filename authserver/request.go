@@ -1,0 +1,102 @@
+package authserver
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// maxBodyBytes bounds token, revocation and introspection request bodies.
+// The largest legitimate body (a code exchange with a 128-character PKCE
+// verifier) is well under 4 KiB.
+const maxBodyBytes = 64 << 10
+
+// params are the parameters of a POST to the token, revocation or
+// introspection endpoint, whether sent form-encoded (RFC 6749) or as a JSON
+// object (as the YionStack and yAppointment guides show).
+type params map[string]string
+
+func (p params) get(k string) string { return p[k] }
+
+// parseParams reads the request body. Every parameter may appear once
+// (RFC 6749 §3.2); JSON values must be strings, except that numbers and
+// booleans are tolerated as their literal text since some SDKs send them.
+func parseParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return nil, &Error{Code: codeInvalidRequest, Description: "method must be POST", Status: http.StatusMethodNotAllowed}
+	}
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return nil, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded or application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, &Error{Code: codeInvalidRequest, Description: "request body too large", Status: http.StatusRequestEntityTooLarge}
+		}
+		return nil, errInvalidRequest("reading request body failed")
+	}
+	switch ct {
+	case "application/x-www-form-urlencoded":
+		vals, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, errInvalidRequest("malformed form body")
+		}
+		p := make(params, len(vals))
+		for k, v := range vals {
+			if len(v) > 1 {
+				return nil, errInvalidRequest("parameter " + quoteParam(k) + " is repeated")
+			}
+			p[k] = v[0]
+		}
+		return p, nil
+	case "application/json":
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(body, &raw); err != nil {
+			return nil, errInvalidRequest("malformed JSON body: expected an object")
+		}
+		p := make(params, len(raw))
+		for k, v := range raw {
+			var s string
+			if err := json.Unmarshal(v, &s); err == nil {
+				p[k] = s
+				continue
+			}
+			var n json.Number
+			var b bool
+			switch {
+			case json.Unmarshal(v, &n) == nil:
+				p[k] = n.String()
+			case json.Unmarshal(v, &b) == nil:
+				p[k] = map[bool]string{true: "true", false: "false"}[b]
+			case string(v) == "null":
+				// absent
+			default:
+				return nil, errInvalidRequest("parameter " + quoteParam(k) + " must be a string")
+			}
+		}
+		return p, nil
+	default:
+		return nil, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded or application/json")
+	}
+}
+
+// quoteParam keeps a client-chosen parameter name printable and short in an
+// error description.
+func quoteParam(k string) string {
+	if len(k) > 40 {
+		k = k[:40]
+	}
+	return `"` + strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '"' || r == '\\' {
+			return '?'
+		}
+		return r
+	}, k) + `"`
+}

@@ -1,0 +1,204 @@
+// Package authserver is the OAuth 2.0 / OpenID Connect protocol engine on
+// plain net/http: the token endpoint and its grants, revocation (RFC 7009),
+// introspection (RFC 7662), metadata (RFC 8414, OIDC Discovery), JWKS, and
+// the operator's admin API. It knows nothing of Caddy; caddymodule mounts
+// its handlers.
+package authserver
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/oauthgate/oauthgate/tokens"
+	"github.com/oauthgate/oauthgate/tokenstore"
+)
+
+// Scope is an entry of the scope catalogue.
+type Scope struct {
+	Name        string
+	Description string
+}
+
+// Config configures a Server. Zero values are the documented defaults.
+type Config struct {
+	// Issuer is the issuer identifier, used verbatim in metadata and tokens.
+	Issuer string
+	// BasePath prefixes every endpoint: "/oauth" (default) serves
+	// /oauth/token, /oauth/authorize …
+	BasePath string
+	// Scopes is the catalogue clients may be registered for. Empty means
+	// any syntactically valid scope is accepted.
+	Scopes []Scope
+	// ClientIDPrefix and SecretPrefix are prepended to generated client ids
+	// and secrets (e.g. "yion_" and "ysk_").
+	ClientIDPrefix string
+	SecretPrefix   string
+	// CodeTTL defaults to 10 minutes; RefreshTTL to 30 days.
+	CodeTTL    time.Duration
+	RefreshTTL time.Duration
+	// RefreshRequiresOfflineAccess issues refresh tokens only when the
+	// offline_access scope was granted (as at Yoco); otherwise every
+	// authorization-code grant gets one.
+	RefreshRequiresOfflineAccess bool
+	// PublicRevocation lets a holder revoke a token without client
+	// authentication (the YionStack guide's revoke call sends only the
+	// token). Credentials that are sent are still checked.
+	PublicRevocation bool
+	Logger           *zap.Logger
+	Metrics          *Metrics
+}
+
+// Server serves the authorization-server endpoints.
+type Server struct {
+	cfg    Config
+	store  tokenstore.Store
+	tokens *tokens.Service
+	log    *zap.Logger
+	m      *Metrics
+	grants []grantHandler
+	scopes map[string]string
+	paths  endpointPaths
+	admin  http.Handler
+}
+
+type endpointPaths struct {
+	authorize, token, revoke, introspect, userinfo, jwks string
+}
+
+// New validates cfg and builds a Server.
+func New(cfg Config, store tokenstore.Store, ts *tokens.Service) (*Server, error) {
+	if cfg.Issuer == "" {
+		return nil, fmt.Errorf("issuer is required")
+	}
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("issuer %q must be an http(s) URL without query or fragment", cfg.Issuer)
+	}
+	base, err := normalizeBasePath(cfg.BasePath)
+	if err != nil {
+		return nil, err
+	}
+	cfg.BasePath = base
+	if cfg.CodeTTL <= 0 {
+		cfg.CodeTTL = 10 * time.Minute
+	}
+	if cfg.RefreshTTL <= 0 {
+		cfg.RefreshTTL = 30 * 24 * time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	s := &Server{
+		cfg:    cfg,
+		store:  store,
+		tokens: ts,
+		log:    cfg.Logger,
+		m:      cfg.Metrics,
+		scopes: make(map[string]string, len(cfg.Scopes)),
+		paths: endpointPaths{
+			authorize:  base + "/authorize",
+			token:      base + "/token",
+			revoke:     base + "/revoke",
+			introspect: base + "/introspect",
+			userinfo:   base + "/userinfo",
+			jwks:       base + "/jwks",
+		},
+	}
+	for _, sc := range cfg.Scopes {
+		if !validScopeToken(sc.Name) {
+			return nil, fmt.Errorf("scope %q: not a valid scope token (RFC 6749 §3.3)", sc.Name)
+		}
+		s.scopes[sc.Name] = sc.Description
+	}
+	s.grants = []grantHandler{
+		clientCredentialsGrant{s},
+		authorizationCodeGrant{s},
+		refreshTokenGrant{s},
+	}
+	s.admin = s.adminMux()
+	return s, nil
+}
+
+// normalizeBasePath turns "", "/", "api/v1/oauth/" and the like into a
+// clean "/api/v1/oauth" (or "/oauth" when empty).
+func normalizeBasePath(p string) (string, error) {
+	p = strings.TrimSpace(p)
+	if p == "" {
+		return "/oauth", nil
+	}
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	p = strings.TrimRight(p, "/")
+	if strings.ContainsAny(p, "?#*{} ") || strings.Contains(p, "//") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/..") {
+		return "", fmt.Errorf("base path %q: must be a plain URL path", p)
+	}
+	return p, nil
+}
+
+// BasePath is the normalised endpoint prefix.
+func (s *Server) BasePath() string { return s.cfg.BasePath }
+
+// ServeHTTP serves the endpoint named by the request path and reports
+// whether it recognised one. A trailing slash is tolerated (the Yuvo guide
+// calls /oauth/token/).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
+	p := r.URL.Path
+	if len(p) > 1 {
+		p = strings.TrimSuffix(p, "/")
+	}
+	switch p {
+	case s.paths.token:
+		s.serveToken(w, r)
+	case s.paths.revoke:
+		s.serveRevoke(w, r)
+	case s.paths.introspect:
+		s.serveIntrospect(w, r)
+	case s.paths.jwks, "/.well-known/jwks.json":
+		s.serveJWKS(w, r)
+	case "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server":
+		s.serveMetadata(w, r)
+	default:
+		if s.issuerPath() != "" && (p == s.issuerPath()+"/.well-known/openid-configuration") {
+			s.serveMetadata(w, r)
+			return true
+		}
+		return s.serveBrowser(w, r, p)
+	}
+	return true
+}
+
+// issuerPath is the issuer URL's path, where OIDC Discovery also looks.
+func (s *Server) issuerPath() string {
+	u, _ := url.Parse(s.cfg.Issuer)
+	return strings.TrimSuffix(u.Path, "/")
+}
+
+// endpointURL makes an absolute endpoint URL from the issuer's origin.
+func (s *Server) endpointURL(path string) string {
+	u, _ := url.Parse(s.cfg.Issuer)
+	return u.Scheme + "://" + u.Host + path
+}
+
+func (s *Server) logError(msg string, err error) {
+	s.log.Error(msg, zap.Error(err))
+}
+
+// validScopeToken implements RFC 6749 §3.3's scope-token grammar.
+func validScopeToken(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}

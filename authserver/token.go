@@ -1,0 +1,165 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/oauthgate/oauthgate/tokens"
+	"github.com/oauthgate/oauthgate/tokenstore"
+)
+
+// grantHandler is one grant type of the token endpoint. The endpoint is a
+// loop over handlers, so adding a grant adds a type, not a switch arm.
+type grantHandler interface {
+	grantType() string
+	// handle runs after the client is authenticated and allowed this grant.
+	handle(ctx context.Context, c *authenticatedClient, p params) (*tokenResponse, *Error)
+}
+
+// tokenResponse is RFC 6749 §5.1's success body (plus OIDC's id_token).
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	resp, grant, e := s.token(w, r)
+	if e != nil {
+		s.observeTokenError(e.Code)
+		writeError(w, e)
+		return
+	}
+	s.observeTokenIssued(grant)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, string, *Error) {
+	p, e := parseParams(w, r)
+	if e != nil {
+		return nil, "", e
+	}
+	gt := p.get("grant_type")
+	if gt == "" {
+		return nil, "", errInvalidRequest("grant_type is required")
+	}
+	var h grantHandler
+	for _, g := range s.grants {
+		if g.grantType() == gt {
+			h = g
+			break
+		}
+	}
+	if h == nil {
+		return nil, "", &Error{Code: codeUnsupportedGrantType, Description: "grant_type is not supported", Status: http.StatusBadRequest}
+	}
+	// The client is authenticated before any code or refresh token is
+	// looked at, so an unauthenticated caller cannot burn one.
+	c, e := s.authenticateClient(r.Context(), r, p)
+	if e != nil {
+		return nil, gt, e
+	}
+	if !contains(c.GrantTypes, gt) {
+		return nil, gt, errUnauthorizedClient("the client is not registered for this grant type")
+	}
+	resp, e := h.handle(r.Context(), c, p)
+	return resp, gt, e
+}
+
+// storeError maps a store or token-service failure to the RFC error a client
+// should see: 503 when the database is unreachable, 500 otherwise.
+func (s *Server) storeError(op string, err error) *Error {
+	if errors.Is(err, tokenstore.ErrUnavailable) || errors.Is(err, tokens.ErrUnavailable) {
+		s.log.Warn(op+": store unavailable", zap.Error(err))
+		return errUnavailable()
+	}
+	s.logError(op, err)
+	return errServer()
+}
+
+// mintAccess wraps tokens.MintAccess into a token response.
+func (s *Server) mintAccess(a tokens.Access) (*tokenResponse, *Error) {
+	raw, exp, err := s.tokens.MintAccess(a)
+	if err != nil {
+		return nil, s.storeError("minting access token", err)
+	}
+	return &tokenResponse{
+		AccessToken: raw,
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(time.Until(exp).Round(time.Second) / time.Second),
+		Scope:       strings.Join(a.Scopes, " "),
+	}, nil
+}
+
+// parseScope splits a scope parameter (RFC 6749 §3.3) into distinct tokens,
+// keeping their order.
+func parseScope(s string) ([]string, bool) {
+	fields := strings.Fields(s)
+	out := fields[:0]
+	for _, f := range fields {
+		if !validScopeToken(f) {
+			return nil, false
+		}
+		if !contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, true
+}
+
+// requestedScopes resolves the scope parameter against a ceiling: absent
+// means the whole ceiling; otherwise every scope must be within it.
+func requestedScopes(param string, ceiling []string) ([]string, *Error) {
+	if strings.TrimSpace(param) == "" {
+		return append([]string(nil), ceiling...), nil
+	}
+	req, ok := parseScope(param)
+	if !ok {
+		return nil, errInvalidScope("malformed scope")
+	}
+	for _, sc := range req {
+		if !contains(ceiling, sc) {
+			return nil, errInvalidScope("scope " + quoteParam(sc) + " is not allowed for this client")
+		}
+	}
+	return req, nil
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// clientCredentialsGrant is RFC 6749 §4.4. Its tokens are stateless: each
+// gets a fresh grant id that is never stored, so a single token can still be
+// revoked by id.
+type clientCredentialsGrant struct{ s *Server }
+
+func (clientCredentialsGrant) grantType() string { return "client_credentials" }
+
+func (g clientCredentialsGrant) handle(ctx context.Context, c *authenticatedClient, p params) (*tokenResponse, *Error) {
+	if c.Public {
+		return nil, errUnauthorizedClient("public clients cannot use client_credentials")
+	}
+	scopes, e := requestedScopes(p.get("scope"), c.Scopes)
+	if e != nil {
+		return nil, e
+	}
+	gid, err := newID("cc_")
+	if err != nil {
+		return nil, g.s.storeError("generating grant id", err)
+	}
+	return g.s.mintAccess(tokens.Access{Subject: c.ID, ClientID: c.ID, GrantID: gid, Scopes: scopes})
+}

@@ -1,0 +1,330 @@
+// Package caddymodule wires oauthgate into Caddy: the oauthgate app (global
+// option), the oauth_server and oauth_protect HTTP handlers, the admin API,
+// the `caddy oauthgate` command and metrics registration. It decides nothing
+// itself: authserver, tokens, tokenstore and policies do.
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/oauthgate/oauthgate/authserver"
+	"github.com/oauthgate/oauthgate/tokens"
+	"github.com/oauthgate/oauthgate/tokenstore"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the oauthgate app: one authorization server (issuer, keys, store,
+// clients) that the oauth_server and oauth_protect handlers of every site
+// share. Configure it with the `oauthgate` global option.
+type App struct {
+	// Issuer is the issuer identifier, e.g. "https://api.example.com". It is
+	// used verbatim in tokens and metadata. Required.
+	Issuer string `json:"issuer,omitempty"`
+
+	// Audience is the aud claim of access tokens and what oauth_protect
+	// requires. Default: the issuer.
+	Audience string `json:"audience,omitempty"`
+
+	// BasePath prefixes every endpoint: the token endpoint is
+	// BasePath + "/token". Default "/oauth". A trailing slash is ignored.
+	BasePath string `json:"base_path,omitempty"`
+
+	// Store selects the database. Default: SQLite at
+	// <caddy data dir>/oauthgate/oauthgate.db.
+	Store *StoreConfig `json:"store,omitempty"`
+
+	// SigningAlg is the JWS algorithm of new keys: "ES256" (default),
+	// "EdDSA" or "RS256".
+	SigningAlg string `json:"signing_alg,omitempty"`
+
+	// KeyRotation replaces the signing key when it is older than this.
+	// Retired keys stay in the JWKS until their tokens have expired.
+	// Default 0: rotate only on request (admin API or CLI).
+	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
+
+	// AccessTTL is the access-token lifetime. Default 1h.
+	AccessTTL caddy.Duration `json:"access_ttl,omitempty"`
+	// RefreshTTL is the refresh-token lifetime. Default 720h (30 days).
+	RefreshTTL caddy.Duration `json:"refresh_ttl,omitempty"`
+	// CodeTTL is the authorization-code lifetime. Default 10m.
+	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
+	// IDTokenTTL is the id_token lifetime. Default 1h.
+	IDTokenTTL caddy.Duration `json:"id_token_ttl,omitempty"`
+
+	// ClientIDPrefix is prepended to generated client ids (e.g. "yion_").
+	ClientIDPrefix string `json:"client_id_prefix,omitempty"`
+	// ClientSecretPrefix is prepended to generated secrets (e.g. "ysk_").
+	ClientSecretPrefix string `json:"client_secret_prefix,omitempty"`
+
+	// Scopes is the scope catalogue: what clients may be registered for,
+	// with the description the consent screen shows. Empty: any scope.
+	Scopes []ScopeConfig `json:"scopes,omitempty"`
+
+	// Clients are declared in the configuration rather than registered
+	// through the admin API. They take precedence over stored clients with
+	// the same id and cannot be edited through the API.
+	Clients []StaticClient `json:"clients,omitempty"`
+
+	// RefreshTokens is "always" (default): every authorization-code grant
+	// of a client allowed the refresh_token grant gets one; or
+	// "offline_access": only when that scope was granted.
+	RefreshTokens string `json:"refresh_tokens,omitempty"`
+
+	// PublicRevocation lets a token holder revoke it without client
+	// authentication, as the YionStack guide's revoke call does. Default
+	// false: the revocation endpoint requires client authentication.
+	PublicRevocation bool `json:"public_revocation,omitempty"`
+
+	// CacheSize bounds the verified-token cache, in bytes. Default 64 MiB
+	// (roughly 60,000 tokens).
+	CacheSize int64 `json:"cache_size,omitempty"`
+
+	// MaxStaleness is how long the gateway keeps accepting cached, unrevoked
+	// tokens while the store cannot be read (for instance PostgreSQL is
+	// down). Past it, protected routes fail closed with 503. Default 5m;
+	// a negative value never fails closed.
+	MaxStaleness caddy.Duration `json:"max_staleness,omitempty"`
+
+	store   tokenstore.Store
+	tokens  *tokens.Service
+	server  *authserver.Server
+	metrics *gatewayMetrics
+	logger  *zap.Logger
+}
+
+// StoreConfig selects and tunes the database.
+type StoreConfig struct {
+	// Driver is "sqlite" (default) or "postgres".
+	Driver string `json:"driver,omitempty"`
+	// DSN is the SQLite file path, or the PostgreSQL connection string.
+	// Placeholders such as {env.OAUTHGATE_DSN} are replaced.
+	DSN string `json:"dsn,omitempty"`
+	// MaxConns is the connection pool size. Default 10.
+	MaxConns int `json:"max_conns,omitempty"`
+	// ConnectTimeout bounds each connection attempt. Default 5s.
+	ConnectTimeout caddy.Duration `json:"connect_timeout,omitempty"`
+	// StatementTimeout bounds each query. Default 5s.
+	StatementTimeout caddy.Duration `json:"statement_timeout,omitempty"`
+}
+
+// ScopeConfig is one entry of the scope catalogue.
+type ScopeConfig struct {
+	// Name is the scope token, e.g. "read:invoices".
+	Name string `json:"name"`
+	// Description is shown to users on the consent screen.
+	Description string `json:"description,omitempty"`
+}
+
+// StaticClient is a client declared in the configuration.
+type StaticClient struct {
+	// ID is the client_id.
+	ID string `json:"id"`
+	// Secret is the client secret; use a placeholder such as
+	// {env.CLIENT_SECRET} to keep it out of the file. Empty for a public
+	// client.
+	Secret string `json:"secret,omitempty"`
+	// Name is shown on the consent screen.
+	Name string `json:"name,omitempty"`
+	// GrantTypes the client may use. Default ["client_credentials"].
+	GrantTypes []string `json:"grant_types,omitempty"`
+	// Scopes is the ceiling of what the client may request.
+	Scopes []string `json:"scopes,omitempty"`
+	// Businesses the client owns (client-credentials tenancy).
+	Businesses []string `json:"businesses,omitempty"`
+	// RedirectURIs, compared by exact string match.
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// FirstParty clients skip the consent screen.
+	FirstParty bool `json:"first_party,omitempty"`
+	// Public clients have no secret and must use PKCE.
+	Public bool `json:"public,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "oauthgate",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision opens the store, loads or creates the signing keys and builds
+// the authorization server.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	a.Issuer = repl.ReplaceKnown(a.Issuer, "")
+	if a.Issuer == "" {
+		return errors.New("issuer is required: set it in the global option `oauthgate { issuer https://… }`")
+	}
+	sc, err := a.storeConfig(repl)
+	if err != nil {
+		return err
+	}
+	reg := ctx.GetMetricsRegistry()
+	tm, err := newTokenMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("registering token metrics: %w", err)
+	}
+	if a.metrics, err = newGatewayMetrics(reg); err != nil {
+		return fmt.Errorf("registering gateway metrics: %w", err)
+	}
+	am, err := authserver.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("registering authserver metrics: %w", err)
+	}
+	statics, err := a.staticClients(repl)
+	if err != nil {
+		return err
+	}
+
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if a.store, err = tokenstore.Open(openCtx, sc); err != nil {
+		return fmt.Errorf("opening %s store: %w", sc.Driver, err)
+	}
+	if err := registerStoreMetrics(reg, a.store); err != nil {
+		return fmt.Errorf("registering store metrics: %w", err)
+	}
+	a.tokens, err = tokens.New(ctx, a.store, tokens.Config{
+		Issuer:         a.Issuer,
+		Audience:       repl.ReplaceKnown(a.Audience, ""),
+		Alg:            a.SigningAlg,
+		AccessTTL:      time.Duration(a.AccessTTL),
+		IDTokenTTL:     time.Duration(a.IDTokenTTL),
+		RotationPeriod: time.Duration(a.KeyRotation),
+		CacheMaxBytes:  a.CacheSize,
+		MaxStaleness:   time.Duration(a.MaxStaleness),
+		StaticClients:  statics,
+		Logger:         a.logger.Named("tokens"),
+		Metrics:        tm,
+	})
+	if err != nil {
+		return fmt.Errorf("starting token service: %w", err)
+	}
+	scopes := make([]authserver.Scope, len(a.Scopes))
+	for i, s := range a.Scopes {
+		scopes[i] = authserver.Scope{Name: s.Name, Description: s.Description}
+	}
+	switch a.RefreshTokens {
+	case "", "always", "offline_access":
+	default:
+		return fmt.Errorf("refresh_tokens: %q is not one of always, offline_access", a.RefreshTokens)
+	}
+	a.server, err = authserver.New(authserver.Config{
+		Issuer:                       a.Issuer,
+		BasePath:                     a.BasePath,
+		Scopes:                       scopes,
+		ClientIDPrefix:               a.ClientIDPrefix,
+		SecretPrefix:                 a.ClientSecretPrefix,
+		CodeTTL:                      time.Duration(a.CodeTTL),
+		RefreshTTL:                   time.Duration(a.RefreshTTL),
+		RefreshRequiresOfflineAccess: a.RefreshTokens == "offline_access",
+		PublicRevocation:             a.PublicRevocation,
+		Logger:                       a.logger.Named("authserver"),
+		Metrics:                      am,
+	}, a.store, a.tokens)
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// storeConfig resolves the store settings and their defaults.
+func (a *App) storeConfig(repl *caddy.Replacer) (tokenstore.Config, error) {
+	sc := tokenstore.Config{Driver: "sqlite"}
+	if a.Store != nil {
+		if a.Store.Driver != "" {
+			sc.Driver = a.Store.Driver
+		}
+		sc.DSN = repl.ReplaceKnown(a.Store.DSN, "")
+		sc.MaxOpenConns = a.Store.MaxConns
+		sc.ConnectTimeout = time.Duration(a.Store.ConnectTimeout)
+		sc.StatementTimeout = time.Duration(a.Store.StatementTimeout)
+	}
+	switch sc.Driver {
+	case "sqlite":
+		if sc.DSN == "" {
+			sc.DSN = filepath.Join(caddy.AppDataDir(), "oauthgate", "oauthgate.db")
+		}
+	case "postgres":
+		if sc.DSN == "" {
+			return sc, errors.New("store postgres: a connection string is required")
+		}
+	default:
+		return sc, fmt.Errorf("store: unknown driver %q (want sqlite or postgres)", sc.Driver)
+	}
+	return sc, nil
+}
+
+// staticClients turns the configured clients into store records, hashing
+// their secrets at once so the clear text is not kept.
+func (a *App) staticClients(repl *caddy.Replacer) ([]*tokenstore.Client, error) {
+	out := make([]*tokenstore.Client, 0, len(a.Clients))
+	seen := make(map[string]bool)
+	now := time.Now()
+	for i, sc := range a.Clients {
+		if sc.ID == "" {
+			return nil, fmt.Errorf("clients[%d]: id is required", i)
+		}
+		if seen[sc.ID] {
+			return nil, fmt.Errorf("client %q is declared twice", sc.ID)
+		}
+		seen[sc.ID] = true
+		secret := repl.ReplaceKnown(sc.Secret, "")
+		if sc.Public != (secret == "") {
+			return nil, fmt.Errorf("client %q: a confidential client needs a secret, a public one must not have one", sc.ID)
+		}
+		gt := sc.GrantTypes
+		if len(gt) == 0 {
+			gt = []string{"client_credentials"}
+		}
+		c := &tokenstore.Client{
+			ID: sc.ID, Name: sc.Name, GrantTypes: gt, Scopes: sc.Scopes, Businesses: sc.Businesses,
+			RedirectURIs: sc.RedirectURIs, FirstParty: sc.FirstParty, Public: sc.Public, CreatedAt: now, UpdatedAt: now,
+		}
+		if c.Name == "" {
+			c.Name = c.ID
+		}
+		if secret != "" {
+			c.SecretHash = tokens.HashSecret(secret)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Start implements caddy.App. The work happens in Provision so that handlers
+// provisioned after the app can use it at once.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App.
+func (a *App) Stop() error { return nil }
+
+// Cleanup closes the token service and the store when the config unloads.
+func (a *App) Cleanup() error {
+	var errs []error
+	if a.tokens != nil {
+		errs = append(errs, a.tokens.Close())
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

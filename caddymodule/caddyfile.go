@@ -1,0 +1,425 @@
+package caddymodule
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("oauthgate", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("oauth_server", parseServer)
+	httpcaddyfile.RegisterHandlerDirective("oauth_protect", parseProtect)
+	// The authorization server answers before anything else could; the
+	// guard runs before any handler that would serve or proxy content.
+	httpcaddyfile.RegisterDirectiveOrder("oauth_server", httpcaddyfile.Before, "basic_auth")
+	httpcaddyfile.RegisterDirectiveOrder("oauth_protect", httpcaddyfile.After, "basic_auth")
+}
+
+// parseGlobalOption sets up the oauthgate app from the global option:
+//
+//	oauthgate {
+//		issuer <url>
+//		audience <aud>
+//		base_path <path>
+//		store sqlite [<path>]
+//		store postgres <dsn> {
+//			max_conns <n>
+//			connect_timeout <duration>
+//			statement_timeout <duration>
+//		}
+//		signing_alg ES256|EdDSA|RS256
+//		key_rotation <duration>
+//		access_ttl <duration>
+//		refresh_ttl <duration>
+//		code_ttl <duration>
+//		id_token_ttl <duration>
+//		client_id_prefix <prefix>
+//		client_secret_prefix <prefix>
+//		scope <name> [<description>]
+//		client <id> {
+//			secret <secret>
+//			name <name>
+//			grant_types <type...>
+//			scopes <scope...>
+//			businesses <id...>
+//			redirect_uris <uri...>
+//			first_party
+//			public
+//		}
+//		refresh_tokens always|offline_access
+//		public_revocation
+//		cache_size <bytes, e.g. 64MiB>
+//		max_staleness <duration>
+//	}
+//
+// Durations accept Caddy's units, including d for days (e.g. 30d).
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	app := new(App)
+	if existing != nil {
+		if prev, ok := existing.(httpcaddyfile.App); ok {
+			_ = prev
+			return nil, d.Err("the oauthgate global option may appear only once")
+		}
+	}
+	d.Next() // option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		switch opt {
+		case "issuer", "audience", "base_path", "signing_alg", "client_id_prefix", "client_secret_prefix", "refresh_tokens":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			switch opt {
+			case "issuer":
+				app.Issuer = v
+			case "audience":
+				app.Audience = v
+			case "base_path":
+				app.BasePath = v
+			case "signing_alg":
+				switch v {
+				case "ES256", "EdDSA", "RS256":
+				default:
+					return nil, d.Errf("signing_alg %q: want ES256, EdDSA or RS256", v)
+				}
+				app.SigningAlg = v
+			case "client_id_prefix":
+				app.ClientIDPrefix = v
+			case "client_secret_prefix":
+				app.ClientSecretPrefix = v
+			case "refresh_tokens":
+				if v != "always" && v != "offline_access" {
+					return nil, d.Errf("refresh_tokens %q: want always or offline_access", v)
+				}
+				app.RefreshTokens = v
+			}
+		case "key_rotation", "access_ttl", "refresh_ttl", "code_ttl", "id_token_ttl", "max_staleness":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return nil, d.Errf("%s: %v", opt, err)
+			}
+			if dur <= 0 && opt != "max_staleness" && opt != "key_rotation" {
+				return nil, d.Errf("%s must be positive", opt)
+			}
+			target := map[string]*caddy.Duration{
+				"key_rotation": &app.KeyRotation, "access_ttl": &app.AccessTTL, "refresh_ttl": &app.RefreshTTL,
+				"code_ttl": &app.CodeTTL, "id_token_ttl": &app.IDTokenTTL, "max_staleness": &app.MaxStaleness,
+			}[opt]
+			*target = caddy.Duration(dur)
+		case "cache_size":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n == 0 || n > 1<<40 {
+				return nil, d.Errf("cache_size %q: want a size such as 64MiB", v)
+			}
+			app.CacheSize = int64(n)
+		case "public_revocation":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			app.PublicRevocation = true
+		case "store":
+			sc, err := parseStore(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Store = sc
+		case "scope":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			s := ScopeConfig{Name: d.Val()}
+			if d.NextArg() {
+				s.Description = d.Val()
+			}
+			if d.NextArg() {
+				return nil, d.Errf("scope %s: too many arguments; quote the description", s.Name)
+			}
+			app.Scopes = append(app.Scopes, s)
+		case "client":
+			c, err := parseStaticClient(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Clients = append(app.Clients, c)
+		default:
+			return nil, d.Errf("unrecognized oauthgate option %q", opt)
+		}
+	}
+	return httpcaddyfile.App{Name: "oauthgate", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// oneArg reads exactly one argument.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return v, nil
+}
+
+func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	sc := &StoreConfig{Driver: d.Val()}
+	switch sc.Driver {
+	case "sqlite":
+		if d.NextArg() {
+			sc.DSN = d.Val()
+		}
+	case "postgres":
+		if !d.NextArg() {
+			return nil, d.Err("store postgres: a connection string is required")
+		}
+		sc.DSN = d.Val()
+	default:
+		return nil, d.Errf("store %q: want sqlite or postgres", sc.Driver)
+	}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		v, err := oneArg(d)
+		if err != nil {
+			return nil, err
+		}
+		switch opt {
+		case "max_conns":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return nil, d.Errf("max_conns %q: want a positive integer", v)
+			}
+			sc.MaxConns = n
+		case "connect_timeout", "statement_timeout":
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("%s %q: want a positive duration", opt, v)
+			}
+			if opt == "connect_timeout" {
+				sc.ConnectTimeout = caddy.Duration(dur)
+			} else {
+				sc.StatementTimeout = caddy.Duration(dur)
+			}
+		default:
+			return nil, d.Errf("unrecognized store option %q", opt)
+		}
+	}
+	return sc, nil
+}
+
+func parseStaticClient(d *caddyfile.Dispenser) (StaticClient, error) {
+	var c StaticClient
+	if !d.NextArg() {
+		return c, d.ArgErr()
+	}
+	c.ID = d.Val()
+	if d.NextArg() {
+		return c, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "secret", "name":
+			v, err := oneArg(d)
+			if err != nil {
+				return c, err
+			}
+			if opt == "secret" {
+				c.Secret = v
+			} else {
+				c.Name = v
+			}
+		case "grant_types", "scopes", "businesses", "redirect_uris":
+			vals := d.RemainingArgs()
+			if len(vals) == 0 {
+				return c, d.ArgErr()
+			}
+			switch opt {
+			case "grant_types":
+				c.GrantTypes = append(c.GrantTypes, vals...)
+			case "scopes":
+				c.Scopes = append(c.Scopes, vals...)
+			case "businesses":
+				c.Businesses = append(c.Businesses, vals...)
+			case "redirect_uris":
+				c.RedirectURIs = append(c.RedirectURIs, vals...)
+			}
+		case "first_party", "public":
+			if d.NextArg() {
+				return c, d.ArgErr()
+			}
+			if opt == "public" {
+				c.Public = true
+			} else {
+				c.FirstParty = true
+			}
+		default:
+			return c, d.Errf("unrecognized client option %q", opt)
+		}
+	}
+	return c, nil
+}
+
+// parseServer sets up the oauth_server handler. Syntax:
+//
+//	oauth_server
+//
+// It takes no arguments: the oauthgate global option configures it.
+func parseServer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next()
+	if h.NextArg() || h.NextBlock(0) {
+		return nil, h.Err("oauth_server takes no arguments; configure it in the oauthgate global option")
+	}
+	return new(Server), nil
+}
+
+func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	p := new(Protect)
+	err := p.UnmarshalCaddyfile(h.Dispenser)
+	return p, err
+}
+
+// UnmarshalCaddyfile sets up the oauth_protect handler. Syntax:
+//
+//	oauth_protect {
+//		tenant header <name>
+//		tenant required|inject|off
+//		identity <field> <header>
+//		identity off
+//		keep_authorization
+//		realm <name>
+//		<METHOD...> <path> [<scope...>]
+//		<METHOD...> <path> public
+//	}
+//
+// A route line starts with one or more upper-case HTTP methods (or *),
+// then a path pattern, then the scopes a token needs, all of them; none
+// means any valid token, and `public` means no token at all. Patterns are
+// exact (/api/v1/me), a prefix ending in * (/api/v1/invoices*), or contain
+// * as one whole segment (/api/v1/businesses/*/invoices). Identity fields
+// are subject, client_id, scopes, business_id and grant_id.
+func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.Err("oauth_protect takes a block, not arguments")
+	}
+	for d.NextBlock(0) {
+		word := d.Val()
+		switch {
+		case word == "tenant":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 2 && args[0] == "header":
+				p.TenantHeader = args[1]
+			case len(args) == 1 && (args[0] == "required" || args[0] == "inject" || args[0] == "off"):
+				p.Tenancy = args[0]
+			default:
+				return d.Err("tenant: want `tenant header <name>` or `tenant required|inject|off`")
+			}
+		case word == "identity":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 1 && args[0] == "off":
+				p.NoIdentityHeaders = true
+			case len(args) == 2:
+				if _, ok := identityFields[args[0]]; !ok {
+					return d.Errf("identity field %q: want subject, client_id, scopes, business_id or grant_id", args[0])
+				}
+				if p.IdentityHeaders == nil {
+					p.IdentityHeaders = make(map[string]string)
+				}
+				p.IdentityHeaders[args[0]] = args[1]
+			default:
+				return d.Err("identity: want `identity <field> <header>` or `identity off`")
+			}
+		case word == "keep_authorization":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			p.KeepAuthorization = true
+		case word == "realm":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			p.Realm = v
+		case isMethodToken(word):
+			rc := RouteConfig{Methods: []string{word}}
+			for d.NextArg() {
+				v := d.Val()
+				if rc.Path == "" && isMethodToken(v) {
+					rc.Methods = append(rc.Methods, v)
+					continue
+				}
+				if rc.Path == "" {
+					if !strings.HasPrefix(v, "/") {
+						return d.Errf("route: %q is neither an upper-case HTTP method nor a path starting with /", v)
+					}
+					rc.Path = v
+					continue
+				}
+				if v == "public" {
+					rc.Public = true
+					continue
+				}
+				rc.Scopes = append(rc.Scopes, v)
+			}
+			if rc.Path == "" {
+				return d.Err("route: a path is required after the methods")
+			}
+			if rc.Public && len(rc.Scopes) > 0 {
+				return d.Errf("route %s: public routes take no scopes", rc.Path)
+			}
+			p.Routes = append(p.Routes, rc)
+		default:
+			return d.Errf("unrecognized oauth_protect option %q (route lines start with an upper-case HTTP method)", word)
+		}
+	}
+	if len(p.Routes) == 0 {
+		return d.Err("oauth_protect needs at least one route line, e.g. `GET /api/v1/invoices* read:invoices`")
+	}
+	return nil
+}
+
+// isMethodToken reports whether s looks like an HTTP method: all upper-case
+// letters, or "*".
+func isMethodToken(s string) bool {
+	if s == "*" {
+		return true
+	}
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Protect)(nil)

@@ -1,0 +1,66 @@
+package caddymodule
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oauthgate/oauthgate/authserver"
+	"github.com/oauthgate/oauthgate/tokens"
+	"github.com/oauthgate/oauthgate/tokenstore"
+)
+
+// gatewayMetrics counts oauth_protect decisions by outcome.
+type gatewayMetrics struct {
+	decisions *prometheus.CounterVec
+}
+
+func newGatewayMetrics(reg prometheus.Registerer) (*gatewayMetrics, error) {
+	var err error
+	vec := authserver.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "oauthgate", Subsystem: "gateway", Name: "decisions_total",
+		Help: "oauth_protect decisions: allow, public, or the reason for a rejection.",
+	}, []string{"outcome"}), &err).(*prometheus.CounterVec)
+	return &gatewayMetrics{decisions: vec}, err
+}
+
+// decisionsFor resolves every label once, at provision time.
+func (m *gatewayMetrics) decisionsFor() decisionCounters {
+	d := decisionCounters{
+		allow:    m.decisions.WithLabelValues("allow"),
+		public:   m.decisions.WithLabelValues("public"),
+		rejected: make(map[string]prometheus.Counter, len(rejectionLabels)),
+	}
+	for _, rej := range rejectionLabels {
+		d.rejected[rej.label] = m.decisions.WithLabelValues(rej.label)
+	}
+	return d
+}
+
+func newTokenMetrics(reg prometheus.Registerer) (*tokens.Metrics, error) {
+	return tokens.NewMetrics(reg)
+}
+
+// registerStoreMetrics exports the connection pool's statistics.
+func registerStoreMetrics(reg prometheus.Registerer, s tokenstore.Store) error {
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "oauthgate", Subsystem: "store", Name: name, Help: help}, f)
+	}
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "oauthgate", Subsystem: "store", Name: name, Help: help}, f)
+	}
+	cs := []prometheus.Collector{
+		gauge("pool_max_open", "Maximum open connections of the store's pool.", func() float64 { return float64(s.Stats().MaxOpenConnections) }),
+		gauge("pool_open", "Open connections of the store's pool.", func() float64 { return float64(s.Stats().OpenConnections) }),
+		gauge("pool_in_use", "Connections in use.", func() float64 { return float64(s.Stats().InUse) }),
+		gauge("pool_idle", "Idle connections.", func() float64 { return float64(s.Stats().Idle) }),
+		counter("pool_wait_total", "Times a query waited for a free connection.", func() float64 { return float64(s.Stats().WaitCount) }),
+		counter("pool_wait_seconds_total", "Time spent waiting for a free connection.", func() float64 { return s.Stats().WaitDuration.Seconds() }),
+	}
+	for _, c := range cs {
+		// A reload registers functions over the new store: replace the old.
+		reg.Unregister(c)
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

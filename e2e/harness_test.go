@@ -1,0 +1,263 @@
+// Package e2e drives the real oauthgate binary, built from this repository,
+// over real HTTP with real OAuth client libraries.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// caddyBin is the binary TestMain builds from ./cmd/caddy.
+var caddyBin string
+
+// repoRoot is the module root, where the demo Caddyfile lives.
+var repoRoot string
+
+func TestMain(m *testing.M) {
+	_, file, _, _ := runtime.Caller(0)
+	repoRoot = filepath.Dir(filepath.Dir(file))
+	dir, err := os.MkdirTemp("", "oauthgate-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	caddyBin = filepath.Join(dir, "caddy")
+	build := exec.Command("go", "build", "-o", caddyBin, "./cmd/caddy")
+	build.Dir = repoRoot
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building caddy:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// node is one running Caddy process.
+type node struct {
+	t        *testing.T
+	cmd      *exec.Cmd
+	URL      string // gateway base URL, also the issuer
+	Admin    string // admin base URL
+	DataDir  string // XDG_DATA_HOME of the process
+	Env      []string
+	logs     *syncBuffer
+	done     chan struct{}
+	waitErr  error
+	stopOnce sync.Once
+}
+
+// nodeOptions tune startNode.
+type nodeOptions struct {
+	// Caddyfile is relative to the repository root; default "Caddyfile".
+	Caddyfile string
+	// DataDir reuses a data directory (to test restarts); default a new one.
+	DataDir string
+	// Env adds environment variables.
+	Env []string
+	// Port fixes the gateway port (restarts keep the issuer); 0 picks one.
+	Port int
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startNode starts Caddy on the given Caddyfile with every address moved to
+// a free port, and waits until the gateway answers.
+func startNode(t *testing.T, o nodeOptions) *node {
+	t.Helper()
+	if o.Caddyfile == "" {
+		o.Caddyfile = "Caddyfile"
+	}
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
+	}
+	port := o.Port
+	if port == 0 {
+		port = freePort(t)
+	}
+	adminPort := freePort(t)
+	n := &node{
+		t:       t,
+		URL:     fmt.Sprintf("http://127.0.0.1:%d", port),
+		Admin:   fmt.Sprintf("http://127.0.0.1:%d", adminPort),
+		DataDir: o.DataDir,
+		logs:    &syncBuffer{},
+		done:    make(chan struct{}),
+	}
+	n.Env = append(os.Environ(),
+		"XDG_DATA_HOME="+o.DataDir,
+		"XDG_CONFIG_HOME="+o.DataDir,
+		fmt.Sprintf("OAUTHGATE_HTTP=:%d", port),
+		"OAUTHGATE_ISSUER="+n.URL,
+		fmt.Sprintf("OAUTHGATE_ADMIN=127.0.0.1:%d", adminPort),
+		fmt.Sprintf("DEMO_ACCOUNTING=127.0.0.1:%d", freePort(t)),
+		fmt.Sprintf("DEMO_CRM=127.0.0.1:%d", freePort(t)),
+	)
+	n.Env = append(n.Env, o.Env...)
+	n.start(filepath.Join(repoRoot, o.Caddyfile))
+	t.Cleanup(n.Stop)
+	return n
+}
+
+func (n *node) start(caddyfile string) {
+	t := n.t
+	n.cmd = exec.Command(caddyBin, "run", "--config", caddyfile, "--adapter", "caddyfile")
+	n.cmd.Env = n.Env
+	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("starting caddy: %v", err)
+	}
+	go func() {
+		n.waitErr = n.cmd.Wait()
+		close(n.done)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case <-n.done:
+			t.Fatalf("caddy exited early: %v\n%s", n.waitErr, n.logs.String())
+		default:
+		}
+		resp, err := http.Get(n.URL + "/.well-known/oauth-authorization-server")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy did not become ready: %v\n%s", err, n.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop ends the process gracefully and fails the test if its log shows a
+// panic.
+func (n *node) Stop() {
+	n.stopOnce.Do(func() {
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-n.done:
+		case <-time.After(15 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.done
+		}
+		if strings.Contains(n.logs.String(), "panic:") {
+			n.t.Errorf("caddy panicked:\n%s", n.logs.String())
+		}
+	})
+}
+
+// Kill ends the process with SIGKILL, as a crash would.
+func (n *node) Kill() {
+	n.stopOnce.Do(func() {
+		_ = n.cmd.Process.Kill()
+		<-n.done
+	})
+}
+
+// Logs returns everything the process printed so far.
+func (n *node) Logs() string { return n.logs.String() }
+
+// adminJSON calls the admin API and decodes the answer into out (if not nil).
+func (n *node) adminJSON(method, path string, body any, out any) int {
+	n.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, n.Admin+path, rd)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 && resp.StatusCode < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			n.t.Fatalf("%s %s: decoding %q: %v", method, path, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// registeredClient is the admin API's answer to a registration.
+type registeredClient struct {
+	ClientID     string   `json:"client_id"`
+	ClientSecret string   `json:"client_secret"`
+	Name         string   `json:"name"`
+	GrantTypes   []string `json:"grant_types"`
+	Scopes       []string `json:"scopes"`
+	Businesses   []string `json:"businesses"`
+	RedirectURIs []string `json:"redirect_uris"`
+}
+
+// registerClient registers a client through the admin API.
+func (n *node) registerClient(spec map[string]any) registeredClient {
+	n.t.Helper()
+	var c registeredClient
+	if code := n.adminJSON(http.MethodPost, "/oauthgate/clients", spec, &c); code != http.StatusCreated {
+		n.t.Fatalf("registering client: status %d", code)
+	}
+	return c
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// ctx returns a context that ends with the test.
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
