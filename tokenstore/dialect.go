@@ -21,6 +21,9 @@ type dialect struct {
 	// lock takes a transaction-scoped lock by id; empty when the engine
 	// admits only one writer at a time anyway.
 	lock string
+	// forUpdate ends a SELECT that must lock the rows it reads; empty when
+	// the write transaction already excludes every other writer.
+	forUpdate string
 	// migrateSetup lifts the statement timeout for the migration
 	// transaction, which may wait for another node's.
 	migrateSetup string
@@ -46,6 +49,7 @@ var (
 		),
 		notify:       "SELECT pg_notify('" + notifyChannel + "', '')",
 		lock:         "SELECT pg_advisory_xact_lock(?)",
+		forUpdate:    " FOR UPDATE",
 		migrateSetup: "SET LOCAL statement_timeout = 0",
 	}
 )

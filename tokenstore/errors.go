@@ -64,6 +64,12 @@ func isForeignKeyViolation(err error) bool {
 	return false
 }
 
+// isBusy reports that SQLite found the database locked.
+func isBusy(err error) bool {
+	se, ok := errors.AsType[*sqlite.Error](err)
+	return ok && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
 // isUnavailable reports failures that say nothing about the request and
 // everything about reaching the database, so that callers answer 503.
 func isUnavailable(err error) bool {

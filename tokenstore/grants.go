@@ -122,8 +122,8 @@ func (s *store) RevokeGrant(ctx context.Context, id string, until time.Time) err
 	}
 	now := time.Now()
 	return s.write(ctx, op, func(ctx context.Context, t *tx) error {
-		// Updating the grant row first also waits for a concurrent rotation
-		// of one of its tokens (which locks that row), so the DELETE below
+		// Updating the grant row first waits for a concurrent rotation of
+		// one of its tokens (which locks that row), so that the DELETE below
 		// sees the token that rotation inserted.
 		if _, err := t.exec(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
 			ms(now), id); err != nil {
@@ -161,6 +161,9 @@ func (s *store) RotateRefreshToken(ctx context.Context, oldHash []byte, next *Re
 	if len(oldHash) == 0 {
 		return nil, fail(op, ErrNotFound)
 	}
+	if next == nil {
+		return nil, errors.New(op + ": no next token")
+	}
 	var old *RefreshToken
 	var reused bool
 	err := s.write(ctx, op, func(ctx context.Context, t *tx) error {
@@ -186,19 +189,16 @@ func (s *store) RotateRefreshToken(ctx context.Context, oldHash []byte, next *Re
 		if next.GrantID != old.GrantID {
 			return errors.New("next refresh token belongs to another grant")
 		}
-		// Lock the grant row, as RevokeGrant does, so that a revocation
-		// either precedes this rotation (and the old token is gone) or
-		// follows it (and deletes the next token too).
-		n, err := t.execN(ctx, `UPDATE grants SET revoked_at = revoked_at WHERE id = ? AND revoked_at IS NULL`,
-			old.GrantID)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return ErrNotFound // revoked meanwhile
+		// Lock the grant row, which RevokeGrant updates first, so that a
+		// revocation either precedes this rotation (and the old token is
+		// gone) or follows it (and deletes the next token too).
+		var one int
+		if err := t.row(ctx, `SELECT 1 FROM grants WHERE id = ? AND revoked_at IS NULL`+t.d.forUpdate,
+			old.GrantID).Scan(&one); err != nil {
+			return err // ErrNoRows: revoked meanwhile
 		}
 		// The arbiter: of concurrent rotations exactly one sees used_at NULL.
-		n, err = t.execN(ctx, `UPDATE refresh_tokens SET used_at = ?
+		n, err := t.execN(ctx, `UPDATE refresh_tokens SET used_at = ?
 			WHERE hash = ? AND used_at IS NULL AND expires_at > ?`, ms(now), oldHash, ms(now))
 		if err != nil {
 			return err

@@ -65,13 +65,13 @@ func (s *store) AddKey(ctx context.Context, k *Key) error {
 }
 
 // DeleteKeysRetiredBefore removes keys retired before t; active keys stay.
-func (s *store) DeleteKeysRetiredBefore(ctx context.Context, t time.Time) error {
-	return s.write(ctx, "deleting retired keys", func(ctx context.Context, tx *tx) error {
-		n, err := tx.execN(ctx, `DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ?`, ms(t))
+func (s *store) DeleteKeysRetiredBefore(ctx context.Context, before time.Time) error {
+	return s.write(ctx, "deleting retired keys", func(ctx context.Context, t *tx) error {
+		n, err := t.execN(ctx, `DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ?`, ms(before))
 		if err != nil || n == 0 {
 			return err
 		}
-		return tx.change(ctx, ChangeKeys, "")
+		return t.change(ctx, ChangeKeys, "")
 	})
 }
 

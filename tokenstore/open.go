@@ -92,7 +92,8 @@ func openSQLite(ctx context.Context, cfg Config) (Store, error) {
 	if path == "" {
 		return nil, errors.New("opening sqlite: a database file path is required")
 	}
-	if strings.ContainsRune(path, '?') || strings.HasPrefix(path, "file:") {
+	if strings.ContainsRune(path, '?') || strings.HasPrefix(path, "file:") || path == ":memory:" {
+		// An in-memory database would be one per pooled connection.
 		return nil, errors.New("opening sqlite: the dsn must be a plain file path")
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -114,11 +115,10 @@ func openSQLite(ctx context.Context, cfg Config) (Store, error) {
 	// as ErrUnavailable.
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)+")")
 	q.Add("_pragma", "foreign_keys(ON)")
-	// WAL lets readers proceed during a write. With WAL, synchronous=NORMAL
-	// keeps every committed transaction across a process crash (SIGKILL
-	// included: the WAL is already written to the OS); only an OS crash or
-	// power loss may drop the last commits, never corrupt the database.
-	q.Add("_pragma", "journal_mode(WAL)")
+	// In WAL mode (set by enableWAL), synchronous=NORMAL keeps every
+	// committed transaction across a process crash, SIGKILL included: the
+	// WAL is already written to the OS. Only an OS crash or power loss may
+	// drop the last commits, and never corrupts the database.
 	q.Add("_pragma", "synchronous(NORMAL)")
 	// Every transaction takes the write lock at BEGIN, so two writers never
 	// both hold a read snapshot and deadlock upgrading it (SQLITE_BUSY
@@ -135,7 +135,37 @@ func openSQLite(ctx context.Context, cfg Config) (Store, error) {
 	}
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
+	if err := enableWAL(ctx, db, cfg.ConnectTimeout); err != nil {
+		db.Close()
+		return nil, fail("opening sqlite", err)
+	}
 	return finishOpen(ctx, cfg, db, sqliteDialect, nil)
+}
+
+// enableWAL switches the database file to WAL, which lets readers proceed
+// during a write and persists in the file. Processes opening a new file
+// together race for the switch, and SQLite reports the losers busy without
+// waiting, so they retry until timeout.
+func enableWAL(ctx context.Context, db *sql.DB, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		var mode string
+		err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+		switch {
+		case err == nil && strings.EqualFold(mode, "wal"):
+			return nil
+		case err == nil:
+			return fmt.Errorf("enabling WAL: journal mode is still %q", mode)
+		case !isBusy(err):
+			return fmt.Errorf("enabling WAL: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("enabling WAL: %w", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func openPostgres(ctx context.Context, cfg Config) (Store, error) {

@@ -26,10 +26,16 @@ func openPostgres(t *testing.T, cfg tokenstore.Config) tokenstore.Store {
 	return s
 }
 
+func freshPostgres(t *testing.T) tokenstore.Store {
+	return openPostgres(t, postgresConfig(t))
+}
+
 func TestPostgres(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) tokenstore.Store {
-		return openPostgres(t, postgresConfig(t))
-	})
+	storetest.Run(t, freshPostgres)
+}
+
+func TestPostgresConcurrent(t *testing.T) {
+	storetest.RunConcurrent(t, freshPostgres)
 }
 
 func TestPostgresReopen(t *testing.T) {

@@ -30,6 +30,10 @@ func TestSQLite(t *testing.T) {
 	storetest.Run(t, openSQLite)
 }
 
+func TestSQLiteConcurrent(t *testing.T) {
+	storetest.RunConcurrent(t, openSQLite)
+}
+
 func TestSQLiteReopen(t *testing.T) {
 	cfg := sqliteConfig(t)
 	storetest.RunReopen(t, cfg)
@@ -75,7 +79,7 @@ func TestSQLiteFiles(t *testing.T) {
 }
 
 func TestSQLiteBadDSN(t *testing.T) {
-	for _, dsn := range []string{"", "file:x.db", "x.db?mode=memory"} {
+	for _, dsn := range []string{"", ":memory:", "file:x.db", "x.db?mode=memory"} {
 		if s, err := tokenstore.Open(t.Context(), tokenstore.Config{DSN: dsn}); err == nil {
 			s.Close()
 			t.Errorf("Open(%q) succeeded", dsn)

@@ -182,12 +182,20 @@ const (
 )
 
 // Clients stores registered clients.
+//
+// Throughout the Store, a zero CreatedAt (or UpdatedAt) passed in is filled
+// with the current time, in the caller's struct too, and times come back in
+// UTC with millisecond precision.
 type Clients interface {
 	CreateClient(ctx context.Context, c *Client) error // ErrConflict on duplicate ID
 	GetClient(ctx context.Context, id string) (*Client, error)
+	// ListClients returns every client ordered by ID.
 	ListClients(ctx context.Context) ([]*Client, error)
 	// UpdateClient replaces every field but ID and CreatedAt.
 	UpdateClient(ctx context.Context, c *Client) error
+	// DeleteClient also deletes the client's codes, grants, refresh tokens
+	// and consents, so that a client registered again under the same ID
+	// inherits nothing.
 	DeleteClient(ctx context.Context, id string) error
 }
 
@@ -195,7 +203,8 @@ type Clients interface {
 type Codes interface {
 	CreateCode(ctx context.Context, c *AuthCode) error
 	// ConsumeCode marks the code used and returns it. An expired or unknown
-	// code is ErrNotFound; a code used before returns the code and ErrReused.
+	// code is ErrNotFound; a code used before returns the code and ErrReused
+	// (even once expired, until pruned, so that a replay is still caught).
 	// Of concurrent callers exactly one succeeds.
 	ConsumeCode(ctx context.Context, hash []byte) (*AuthCode, error)
 }
@@ -205,7 +214,10 @@ type Grants interface {
 	// CreateGrant stores g and, when rt is not nil, its first refresh token,
 	// in one transaction.
 	CreateGrant(ctx context.Context, g *Grant, rt *RefreshToken) error
+	// GetGrant returns revoked and expired grants too: the caller judges.
 	GetGrant(ctx context.Context, id string) (*Grant, error)
+	// ListGrants returns the grants of a client and/or a user, newest first;
+	// an empty clientID or userID does not filter.
 	ListGrants(ctx context.Context, clientID, userID string) ([]*Grant, error)
 	// RevokeGrant marks the grant revoked, deletes its refresh tokens and
 	// records a RevokeGrant revocation lasting until until, in one
@@ -217,7 +229,9 @@ type Grants interface {
 	// RotateRefreshToken marks old used and stores next, atomically. Of
 	// concurrent callers with the same old token exactly one succeeds. An
 	// expired or unknown token is ErrNotFound; a used one returns the token
-	// and ErrReused (the caller then revokes the grant).
+	// and ErrReused (the caller then revokes the grant), even once expired,
+	// until pruned. The old token is returned on success too. An empty
+	// next.GrantID or ClientID is filled from the old token.
 	RotateRefreshToken(ctx context.Context, oldHash []byte, next *RefreshToken) (*RefreshToken, error)
 }
 
@@ -225,6 +239,8 @@ type Grants interface {
 type Consents interface {
 	SaveConsent(ctx context.Context, c *Consent) error // upsert on (user, client, business)
 	GetConsent(ctx context.Context, userID, clientID, businessID string) (*Consent, error)
+	// DeleteConsents forgets the user's consents to the client for every
+	// business; an empty clientID forgets all of the user's consents.
 	DeleteConsents(ctx context.Context, userID, clientID string) error
 }
 
@@ -236,8 +252,9 @@ type Keys interface {
 	AddKey(ctx context.Context, k *Key) error
 	// DeleteKeysRetiredBefore removes keys retired before t.
 	DeleteKeysRetiredBefore(ctx context.Context, t time.Time) error
-	// InitKey stores k only if there is no key at all, and returns the
-	// active key afterwards, so that nodes starting together agree on one.
+	// InitKey stores k only if there is no active key (in particular no key
+	// at all), and returns the active key afterwards, so that nodes starting
+	// together agree on one.
 	InitKey(ctx context.Context, k *Key) (*Key, error)
 }
 
@@ -246,14 +263,19 @@ type Directory interface {
 	CreateUser(ctx context.Context, u *User) error // ErrConflict on duplicate e-mail or ID
 	GetUser(ctx context.Context, id string) (*User, error)
 	GetUserByEmail(ctx context.Context, email string) (*User, error)
+	// ListUsers returns every user ordered by e-mail.
 	ListUsers(ctx context.Context) ([]*User, error)
-	UpdateUser(ctx context.Context, u *User) error
+	UpdateUser(ctx context.Context, u *User) error // ErrConflict on a taken e-mail
+	// DeleteUser also deletes the user's memberships and consents; grants
+	// are the caller's to revoke.
 	DeleteUser(ctx context.Context, id string) error
 	// UpsertBusiness creates b or renames it.
 	UpsertBusiness(ctx context.Context, b *Business) error
 	GetBusiness(ctx context.Context, id string) (*Business, error)
+	// ListBusinesses returns every business ordered by ID.
 	ListBusinesses(ctx context.Context) ([]*Business, error)
-	// SetMemberships replaces the businesses a user administers.
+	// SetMemberships replaces the businesses a user administers. The user
+	// and every business must exist (ErrNotFound otherwise).
 	SetMemberships(ctx context.Context, userID string, businessIDs []string) error
 	// Memberships lists the businesses a user administers, sorted by ID.
 	Memberships(ctx context.Context, userID string) ([]*Business, error)
@@ -267,14 +289,17 @@ type Feed interface {
 	AddRevocation(ctx context.Context, r *Revocation) error
 	// LastChange returns the sequence number of the newest change (0 if none).
 	LastChange(ctx context.Context) (int64, error)
-	// ChangesSince returns up to limit changes with Seq > seq, oldest first.
+	// ChangesSince returns up to limit changes with Seq > seq, oldest first
+	// (limit <= 0: DefaultChangesLimit). Seqs may have gaps, but a change
+	// is never seen before one with a lower Seq.
 	ChangesSince(ctx context.Context, seq int64, limit int) ([]Change, error)
 	// Wakeup receives a value, without blocking the sender, whenever a change
 	// may have been recorded: by this process, or (PostgreSQL) by any node via
 	// LISTEN/NOTIFY. It is a hint; ChangesSince is the truth.
 	Wakeup() <-chan struct{}
-	// Prune deletes expired codes, refresh tokens, revocations and changes
-	// older than t.
+	// Prune deletes codes, refresh tokens and revocations expired at now,
+	// and changes older than ChangeRetention before now except the newest
+	// (so LastChange never goes back).
 	Prune(ctx context.Context, now time.Time) error
 }
 
