@@ -213,3 +213,14 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) ti
 	}
 	return time.Since(start)
 }
+
+// waitFeed waits until s has applied every change recorded so far, so that
+// a test moving the clock does not race the watcher.
+func waitFeed(t testing.TB, s *Service) {
+	t.Helper()
+	last, err := s.store.LastChange(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "watcher catching up", func() bool { return s.seq.Load() >= last })
+}

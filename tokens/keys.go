@@ -237,15 +237,25 @@ func (s *Service) initKeys(ctx context.Context) error {
 	return nil
 }
 
-// loadKeys re-reads the key set from the store and publishes it.
+// loadKeys re-reads the key set from the store and publishes it. Loads are
+// serialised so that a slow one cannot publish an older set over a newer.
 func (s *Service) loadKeys(ctx context.Context) error {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
 	keys, err := s.store.ListKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("loading key set: %w", err)
 	}
 	ks, errs := buildKeySet(keys)
 	for _, err := range errs {
-		s.log.Error("unusable signing key skipped", zap.Error(err))
+		// Reported once per process, not on every reload.
+		if msg := err.Error(); !s.badKeys[msg] {
+			if s.badKeys == nil {
+				s.badKeys = make(map[string]bool)
+			}
+			s.badKeys[msg] = true
+			s.log.Error("unusable signing key skipped", zap.Error(err))
+		}
 	}
 	old := s.keys.Swap(ks)
 	if old != nil {

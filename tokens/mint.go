@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -65,7 +66,7 @@ func (s *Service) MintAccess(a Access) (string, time.Time, error) {
 	if ttl <= 0 {
 		ttl = s.cfg.AccessTTL
 	}
-	s.noteTTL(ttl)
+	noteMax(&s.maxTTL, ttl)
 	jti, err := randomID()
 	if err != nil {
 		return "", time.Time{}, err
@@ -98,12 +99,12 @@ func (s *Service) MintAccess(a Access) (string, time.Time, error) {
 	return raw, exp, nil
 }
 
-// noteTTL remembers the longest access-token TTL used, so revocations and
-// key retention cover it.
-func (s *Service) noteTTL(ttl time.Duration) {
+// noteMax raises v to ttl: the longest lifetimes signed are remembered so
+// that revocations and key retention cover them.
+func noteMax(v *atomic.Int64, ttl time.Duration) {
 	for {
-		cur := s.maxTTL.Load()
-		if int64(ttl) <= cur || s.maxTTL.CompareAndSwap(cur, int64(ttl)) {
+		cur := v.Load()
+		if int64(ttl) <= cur || v.CompareAndSwap(cur, int64(ttl)) {
 			return
 		}
 	}

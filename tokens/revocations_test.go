@@ -119,6 +119,7 @@ func TestDenyListPrunedAfterExpiry(t *testing.T) {
 	if err := s.RevokeClientTokens(t.Context(), "c1"); err != nil {
 		t.Fatal(err)
 	}
+	waitFeed(t, s)
 	s.housekeep(t.Context())
 	if d := s.deny.Load(); len(d.grants) != 1 || len(d.clients) != 1 {
 		t.Fatalf("deny list pruned early: %d grants, %d clients", len(d.grants), len(d.clients))

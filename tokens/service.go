@@ -85,9 +85,11 @@ type Service struct {
 	now   func() time.Time
 
 	keys      atomic.Pointer[keySet]
-	kidMu     sync.Mutex // serialises key reloads for unknown kids
-	kidReload time.Time  // last such reload; guarded by kidMu
-	rotateMu  sync.Mutex // serialises Rotate on this node
+	keysMu    sync.Mutex      // serialises loadKeys
+	badKeys   map[string]bool // undecodable keys already logged; guarded by keysMu
+	kidMu     sync.Mutex      // serialises key reloads for unknown kids
+	kidReload time.Time       // last such reload; guarded by kidMu
+	rotateMu  sync.Mutex      // serialises Rotate on this node
 
 	cache   *tokenCache
 	deny    atomic.Pointer[denyList]
@@ -97,12 +99,21 @@ type Service struct {
 	// feedOK is the unix-nano time of the last successful read of the
 	// change feed; Verify compares it with MaxStaleness.
 	feedOK atomic.Int64
+	// storeDown is set while the last read of the change feed failed;
+	// Available reports it to the token endpoint.
+	storeDown atomic.Bool
 	// maxTTL is the longest access-token TTL this node has minted, so that
 	// grant revocations outlive every token they must deny.
 	maxTTL atomic.Int64
+	// internalTTL is the longest SignInternal TTL this node has used; key
+	// retention covers it.
+	internalTTL atomic.Int64
 
-	// Owned by the watcher goroutine (and New before it starts).
-	seq        int64
+	// seq is the last change applied. It is written only by the watcher
+	// (and New before it starts); atomic so tests can wait for it.
+	seq atomic.Int64
+
+	// Owned by the watcher goroutine.
 	feedDown   bool
 	feedDownAt time.Time
 	houseDown  bool
@@ -197,7 +208,7 @@ func (s *Service) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading change feed: %w", err)
 	}
-	s.seq = seq
+	s.seq.Store(seq)
 	if err := s.initKeys(ctx); err != nil {
 		return err
 	}
@@ -219,10 +230,7 @@ func (s *Service) Close() error {
 	return nil
 }
 
-// Issuer returns the configured issuer.
-func (s *Service) Issuer() string { return s.cfg.Issuer }
-
 // maxTokenTTL is the longest lifetime of any token this node signs.
 func (s *Service) maxTokenTTL() time.Duration {
-	return max(time.Duration(s.maxTTL.Load()), s.cfg.IDTokenTTL)
+	return max(time.Duration(s.maxTTL.Load()), s.cfg.IDTokenTTL, time.Duration(s.internalTTL.Load()))
 }

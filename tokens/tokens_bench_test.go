@@ -23,7 +23,7 @@ func benchToken(b *testing.B, s *Service, i int) string {
 // BenchmarkVerifyCached is the gateway's steady state: a cache hit plus the
 // revocation and staleness checks. Target: < 1µs, no allocations.
 func BenchmarkVerifyCached(b *testing.B) {
-	s := newService(b, openStore(b), Config{})
+	s := newService(b, openStore(b), Config{Metrics: testMetrics()})
 	// A non-empty deny list, so the lookups are really done.
 	if err := s.RevokeGrant(b.Context(), "some-other-grant"); err != nil {
 		b.Fatal(err)
@@ -80,7 +80,7 @@ func BenchmarkMintAccess(b *testing.B) {
 // BenchmarkVerifyParallel is many requests at once over a working set of
 // cached tokens.
 func BenchmarkVerifyParallel(b *testing.B) {
-	s := newService(b, openStore(b), Config{})
+	s := newService(b, openStore(b), Config{Metrics: testMetrics()})
 	toks := make([]string, 256)
 	for i := range toks {
 		toks[i] = benchToken(b, s, i)

@@ -193,6 +193,64 @@ type wireClaims struct {
 // verifyFull does the cryptographic and claim checks. A zero now skips the
 // lifetime checks (for Parse).
 func (s *Service) verifyFull(raw string, now time.Time) (*Claims, error) {
+	payload, err := s.verifyJWS(raw, isAccessTyp)
+	if err != nil {
+		return nil, err
+	}
+	var w wireClaims
+	if err := json.Unmarshal(payload, &w); err != nil {
+		return nil, fail(reasonBadClaims)
+	}
+	if w.Iss != s.cfg.Issuer {
+		return nil, fail(reasonWrongIssuer)
+	}
+	if !w.Aud.contains(s.cfg.Audience) {
+		return nil, fail(reasonWrongAudience)
+	}
+	if w.Sub == "" || w.ClientID == "" || w.Jti == "" || w.Gid == "" || w.Exp == nil || w.Iat == nil {
+		return nil, fail(reasonMissingClaim)
+	}
+	if !now.IsZero() {
+		if err := checkLifetime(now, *w.Exp, *w.Iat, w.Nbf); err != nil {
+			return nil, err
+		}
+	}
+	return &Claims{
+		Subject:    w.Sub,
+		ClientID:   w.ClientID,
+		GrantID:    w.Gid,
+		JTI:        w.Jti,
+		BusinessID: w.BusinessID,
+		Scope:      w.Scope,
+		Scopes:     strings.Fields(w.Scope),
+		IssuedAt:   int64(*w.Iat),
+		ExpiresAt:  int64(*w.Exp),
+	}, nil
+}
+
+// checkLifetime applies exp, iat and nbf (if any), each with skew.
+func checkLifetime(now time.Time, exp, iat numericDate, nbf *numericDate) error {
+	n := now.Unix()
+	sk := int64(skew / time.Second)
+	switch {
+	case n >= int64(exp)+sk:
+		return fail(reasonExpired)
+	case nbf != nil && int64(*nbf) > n+sk:
+		return fail(reasonNotYetValid)
+	case int64(iat) > n+sk:
+		return fail(reasonIssuedInFuture)
+	}
+	return nil
+}
+
+func isAccessTyp(typ string) bool {
+	return strings.EqualFold(typ, typAccess) || strings.EqualFold(typ, "application/"+typAccess)
+}
+
+// verifyJWS checks the compact JWS raw against the key its kid names, with
+// that key's algorithm only, and returns the payload. typOK decides which
+// token types the caller accepts.
+func (s *Service) verifyJWS(raw string, typOK func(string) bool) ([]byte, error) {
 	if len(raw) > maxTokenLen || strings.Count(raw, ".") != 2 {
 		return nil, fail(reasonMalformed)
 	}
@@ -210,7 +268,7 @@ func (s *Service) verifyFull(raw string, now time.Time) (*Claims, error) {
 	if h.Crit != nil || h.B64 != nil {
 		return nil, fail(reasonBadHeader)
 	}
-	if !strings.EqualFold(h.Typ, typAccess) && !strings.EqualFold(h.Typ, "application/"+typAccess) {
+	if !typOK(h.Typ) {
 		return nil, fail(reasonWrongTyp)
 	}
 	if h.Kid == "" {
@@ -229,43 +287,7 @@ func (s *Service) verifyFull(raw string, now time.Time) (*Claims, error) {
 	if err != nil {
 		return nil, fail(reasonBadSignature)
 	}
-
-	var w wireClaims
-	if err := json.Unmarshal(payload, &w); err != nil {
-		return nil, fail(reasonBadClaims)
-	}
-	if w.Iss != s.cfg.Issuer {
-		return nil, fail(reasonWrongIssuer)
-	}
-	if !w.Aud.contains(s.cfg.Audience) {
-		return nil, fail(reasonWrongAudience)
-	}
-	if w.Sub == "" || w.ClientID == "" || w.Jti == "" || w.Gid == "" || w.Exp == nil || w.Iat == nil {
-		return nil, fail(reasonMissingClaim)
-	}
-	if !now.IsZero() {
-		n := now.Unix()
-		sk := int64(skew / time.Second)
-		switch {
-		case n >= int64(*w.Exp)+sk:
-			return nil, fail(reasonExpired)
-		case w.Nbf != nil && int64(*w.Nbf) > n+sk:
-			return nil, fail(reasonNotYetValid)
-		case int64(*w.Iat) > n+sk:
-			return nil, fail(reasonIssuedInFuture)
-		}
-	}
-	return &Claims{
-		Subject:    w.Sub,
-		ClientID:   w.ClientID,
-		GrantID:    w.Gid,
-		JTI:        w.Jti,
-		BusinessID: w.BusinessID,
-		Scope:      w.Scope,
-		Scopes:     strings.Fields(w.Scope),
-		IssuedAt:   int64(*w.Iat),
-		ExpiresAt:  int64(*w.Exp),
-	}, nil
+	return payload, nil
 }
 
 // checkFresh fails closed when the change feed has not been read for longer
@@ -282,8 +304,8 @@ func (s *Service) checkFresh(now time.Time) error {
 
 // rejected counts a failure and logs it at debug (token text never logged).
 func (s *Service) rejected(err error) {
-	var te *tokenError
-	if !errors.As(err, &te) {
+	te, ok := err.(*tokenError)
+	if !ok {
 		return
 	}
 	s.m.failures[te.reason].Inc()

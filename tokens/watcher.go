@@ -61,9 +61,27 @@ func (s *Service) readFeed(ctx context.Context) error {
 		s.resync = false
 	}
 	for {
-		changes, err := s.store.ChangesSince(ctx, s.seq, feedBatch)
+		seq := s.seq.Load()
+		changes, err := s.store.ChangesSince(ctx, seq, feedBatch)
 		if err != nil {
 			return fmt.Errorf("reading change feed: %w", err)
+		}
+		if len(changes) > 0 && changes[0].Seq > seq+1 {
+			pruned, err := s.prunedSince(ctx, seq)
+			if err != nil {
+				return err
+			}
+			if pruned {
+				// Not heard from for longer than the feed is kept (a
+				// suspended VM, a stalled process): what was missed is
+				// gone, so everything is read again.
+				s.log.Warn("change feed pruned past this node's position; reloading revocations, keys and clients",
+					zap.Int64("seq", seq), zap.Int64("next", changes[0].Seq))
+				if err := s.fullResync(ctx); err != nil {
+					return err
+				}
+				continue
+			}
 		}
 		if err := s.apply(ctx, changes); err != nil {
 			return err
@@ -106,7 +124,9 @@ func (s *Service) apply(ctx context.Context, changes []tokenstore.Change) error 
 		until := s.now().Add(s.revocationLifetime())
 		s.updateDeny(func(d *denyList) {
 			for _, id := range grants {
-				d.addGrant(id, until)
+				if _, known := d.grants[id]; !known { // e.g. our own
+					d.grants[id] = until
+				}
 			}
 		})
 	}
@@ -120,8 +140,20 @@ func (s *Service) apply(ctx context.Context, changes []tokenstore.Change) error 
 			return err
 		}
 	}
-	s.seq = changes[len(changes)-1].Seq
+	s.seq.Store(changes[len(changes)-1].Seq)
 	return nil
+}
+
+// prunedSince reports whether changes after seq may have been pruned: the
+// oldest change kept is past seq+1. Seqs have gaps (a rolled-back
+// transaction burns one), so a gap after seq alone proves nothing; this is
+// asked only when there is one.
+func (s *Service) prunedSince(ctx context.Context, seq int64) (bool, error) {
+	oldest, err := s.store.ChangesSince(ctx, 0, 1)
+	if err != nil {
+		return false, fmt.Errorf("reading change feed: %w", err)
+	}
+	return len(oldest) > 0 && oldest[0].Seq > seq+1, nil
 }
 
 // fullResync re-reads everything the feed keeps current.
@@ -137,7 +169,7 @@ func (s *Service) fullResync(ctx context.Context) error {
 		return err
 	}
 	s.clients.clear()
-	s.seq = max(s.seq, seq)
+	s.seq.Store(max(s.seq.Load(), seq))
 	return nil
 }
 
@@ -146,6 +178,7 @@ func (s *Service) fullResync(ctx context.Context) error {
 func (s *Service) feedFailed(err error) {
 	s.m.feedErrors.Inc()
 	s.resync = true
+	s.storeDown.Store(true)
 	if !s.feedDown {
 		s.feedDown = true
 		s.feedDownAt = s.now()
@@ -159,10 +192,24 @@ func (s *Service) feedFailed(err error) {
 
 func (s *Service) feedRecovered() {
 	s.feedOK.Store(s.now().UnixNano())
+	s.storeDown.Store(false)
 	if s.feedDown {
 		s.feedDown = false
 		s.log.Info("change feed readable again", zap.Duration("outage", s.now().Sub(s.feedDownAt)))
 	}
+}
+
+// Available returns an error matching tokenstore.ErrUnavailable while the
+// last read of the store's change feed failed. The token endpoint refuses
+// to issue then, even to a client it has cached: during an outage this node
+// cannot learn that the client was deleted or its tokens revoked, and
+// nothing it issued could be recorded. Verify keeps serving meanwhile,
+// within MaxStaleness.
+func (s *Service) Available() error {
+	if s.storeDown.Load() {
+		return fmt.Errorf("change feed unreadable: %w", tokenstore.ErrUnavailable)
+	}
+	return nil
 }
 
 // housekeep drops expired state, rotates the signing key when due and

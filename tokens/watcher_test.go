@@ -3,8 +3,12 @@ package tokens
 import (
 	"errors"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/oauthgate/oauthgate/tokenstore"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -114,5 +118,59 @@ func TestKeyRotationReachesOtherNode(t *testing.T) {
 	}
 	if _, err := b.Verify(mint(t, a, Access{})); err != nil {
 		t.Errorf("token of a key rotated on another node: %v", err)
+	}
+}
+
+// TestConcurrentVerifyDuringChanges runs readers of every cache against
+// writers of each (meant for -race).
+func TestConcurrentVerifyDuringChanges(t *testing.T) {
+	st := openStore(t)
+	if err := st.CreateClient(t.Context(), &tokenstore.Client{ID: "app-1", Businesses: []string{"biz-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	s := newService(t, st, Config{PollInterval: 5 * time.Millisecond})
+	toks := make([]string, 16)
+	for i := range toks {
+		toks[i] = mint(t, s, Access{GrantID: "grant-" + strconv.Itoa(i)})
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := r; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s.Verify(toks[i%len(toks)])
+				s.ClientOwns(t.Context(), "app-1", "biz-1")
+				s.JWKS()
+			}
+		}()
+	}
+	for i := range 8 {
+		if err := s.RevokeGrant(t.Context(), "grant-"+strconv.Itoa(i)); err != nil {
+			t.Error(err)
+		}
+		if _, err := s.Verify(toks[i]); !errors.Is(err, ErrRevoked) {
+			t.Errorf("token %d right after its revocation: %v", i, err)
+		}
+		if _, err := s.Rotate(t.Context()); err != nil {
+			t.Error(err)
+		}
+		if err := st.UpdateClient(t.Context(), &tokenstore.Client{ID: "app-1", Businesses: []string{"biz-1"}}); err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	for i, raw := range toks {
+		_, err := s.Verify(raw)
+		if revoked := i < 8; revoked != errors.Is(err, ErrRevoked) || (!revoked && err != nil) {
+			t.Errorf("token %d: %v", i, err)
+		}
 	}
 }
