@@ -211,13 +211,13 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	id, err := tokens.NewSecret(s.cfg.ClientIDPrefix)
+	// Hex, so an id never starts with "-" and reads safely as a CLI
+	// argument; 128 bits is plenty for an identifier.
+	id, err := newID(s.cfg.ClientIDPrefix)
 	if err != nil {
 		s.adminStoreError(w, "generating client id", err)
 		return
 	}
-	// 128 bits is plenty for an identifier; the full 256 bits go to secrets.
-	id = id[:len(s.cfg.ClientIDPrefix)+22]
 	now := time.Now().UTC()
 	c := &tokenstore.Client{
 		ID: id, Name: spec.Name, GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Businesses: spec.Businesses,

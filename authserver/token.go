@@ -3,6 +3,7 @@ package authserver
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -94,8 +95,10 @@ func (s *Server) mintAccess(a tokens.Access) (*tokenResponse, *Error) {
 	return &tokenResponse{
 		AccessToken: raw,
 		TokenType:   "Bearer",
-		ExpiresIn:   int64(time.Until(exp).Round(time.Second) / time.Second),
-		Scope:       strings.Join(a.Scopes, " "),
+		// exp is whole seconds after a fractional now: round up so a 1h
+		// token says 3600, as the guides show.
+		ExpiresIn: int64(math.Ceil(time.Until(exp).Seconds())),
+		Scope:     strings.Join(a.Scopes, " "),
 	}, nil
 }
 

@@ -1,0 +1,73 @@
+package caddymodule
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+// TestAdapt checks each testdata/adapt/NAME.caddyfile adapts to exactly
+// NAME.json: the Caddyfile grammar is part of the contract users see.
+func TestAdapt(t *testing.T) {
+	files, err := filepath.Glob("testdata/adapt/*.caddyfile")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no adapt fixtures: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			in, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(strings.TrimSuffix(f, ".caddyfile") + ".json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			caddytest.AssertAdapt(t, string(in), "caddyfile", strings.TrimSpace(string(want)))
+		})
+	}
+}
+
+// TestAdaptErrors: one row per Caddyfile mistake, each with a clear message.
+func TestAdaptErrors(t *testing.T) {
+	cases := []struct {
+		name, global, site, want string
+	}{
+		{"unknown global option", "oauthgate {\n bogus 1\n}", "respond ok", `unrecognized oauthgate option "bogus"`},
+		{"argument on option line", "oauthgate x", "respond ok", "wrong argument count"},
+		{"bad signing alg", "oauthgate {\n signing_alg HS256\n}", "respond ok", `signing_alg "HS256"`},
+		{"bad duration", "oauthgate {\n access_ttl soon\n}", "respond ok", "access_ttl"},
+		{"zero ttl", "oauthgate {\n code_ttl 0s\n}", "respond ok", "code_ttl must be positive"},
+		{"bad store driver", "oauthgate {\n store mysql x\n}", "respond ok", `store "mysql"`},
+		{"postgres without dsn", "oauthgate {\n store postgres\n}", "respond ok", "connection string is required"},
+		{"bad max_conns", "oauthgate {\n store postgres dsn {\n max_conns zero\n }\n}", "respond ok", "max_conns"},
+		{"bad cache size", "oauthgate {\n cache_size lots\n}", "respond ok", "cache_size"},
+		{"bad refresh policy", "oauthgate {\n refresh_tokens sometimes\n}", "respond ok", "refresh_tokens"},
+		{"unknown client option", "oauthgate {\n client c {\n colour blue\n }\n}", "respond ok", `unrecognized client option "colour"`},
+		{"scope description unquoted", "oauthgate {\n scope read:x View all the x\n}", "respond ok", "quote the description"},
+		{"oauth_server with args", "", "oauth_server foo", "takes no arguments"},
+		{"oauth_protect without routes", "", "oauth_protect {\n tenant off\n}", "needs at least one route"},
+		{"oauth_protect with args", "", "oauth_protect GET", "takes a block"},
+		{"route without path", "", "oauth_protect {\n GET POST\n}", "a path is required"},
+		{"route path without slash", "", "oauth_protect {\n GET api/x read\n}", "neither an upper-case HTTP method nor a path"},
+		{"public with scopes", "", "oauth_protect {\n GET /x public read:x\n}", "public routes take no scopes"},
+		{"lower-case method", "", "oauth_protect {\n get /x read:x\n}", `unrecognized oauth_protect option "get"`},
+		{"bad tenant", "", "oauth_protect {\n tenant sometimes\n GET /x\n}", "tenant: want"},
+		{"bad identity field", "", "oauth_protect {\n identity password X-P\n GET /x\n}", `identity field "password"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "{\n" + tc.global + "\n}\n:8080 {\n" + tc.site + "\n}\n"
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
