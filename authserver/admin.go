@@ -173,6 +173,17 @@ func (s *Server) validateClient(c *clientSpec) error {
 	return nil
 }
 
+// CheckClient applies the registration rules to a client declared in the
+// configuration, so a Caddyfile cannot declare what the admin API refuses.
+func (s *Server) CheckClient(c *tokenstore.Client) error {
+	spec := clientSpec{Name: c.Name, GrantTypes: c.GrantTypes, Scopes: c.Scopes, Businesses: c.Businesses,
+		RedirectURIs: c.RedirectURIs, FirstParty: c.FirstParty, Public: c.Public}
+	if err := s.validateClient(&spec); err != nil {
+		return fmt.Errorf("client %q: %w", c.ID, err)
+	}
+	return nil
+}
+
 // validRedirectURI enforces RFC 6749 §3.1.2 and RFC 9700 §2.1: absolute, no
 // fragment, and https except on loopback; private-use schemes for native
 // apps (RFC 8252 §7.1) must contain a dot.

@@ -42,13 +42,24 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 	case err != nil:
 		return nil, s.storeError("consuming code", err)
 	}
+	// The code is spent even when what follows refuses it: a code presented
+	// by another client, or with the wrong verifier, has leaked.
 	if ac.ClientID != c.ID {
 		return nil, errInvalidGrant("authorization code was issued to another client")
 	}
-	if ac.RedirectURI != "" && p.get("redirect_uri") != ac.RedirectURI {
+	// RFC 6749 §4.1.3: the redirect_uri of the authorization request, if it
+	// sent one; otherwise a redirect_uri sent now must still be registered.
+	switch ru := p.get("redirect_uri"); {
+	case ac.RedirectURI != "" && ru != ac.RedirectURI:
 		return nil, errInvalidGrant("redirect_uri does not match the authorization request")
+	case ac.RedirectURI == "" && ru != "" && !contains(c.RedirectURIs, ru):
+		return nil, errInvalidGrant("redirect_uri is not registered for this client")
 	}
 	switch {
+	case ac.CodeChallenge == "" && c.Public:
+		// /authorize requires PKCE of public clients; a code without a
+		// challenge cannot have been minted for one.
+		return nil, errInvalidGrant("a public client must use PKCE")
 	case ac.CodeChallenge != "":
 		if verifier == "" {
 			return nil, errInvalidGrant("code_verifier is required")
@@ -82,6 +93,15 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 	resp, e := s.mintAccess(tokens.Access{Subject: ac.UserID, ClientID: c.ID, GrantID: grant.ID, BusinessID: ac.BusinessID, Scopes: ac.Scopes})
 	if e != nil {
 		return nil, e
+	}
+	// A replay racing this exchange may have revoked the grant before its
+	// row existed, which the deny list remembers and the row does not.
+	// Revoking again now also deletes the refresh token just stored.
+	if _, err := s.tokens.Verify(resp.AccessToken); errors.Is(err, tokens.ErrRevoked) {
+		if err := s.tokens.RevokeGrant(ctx, grant.ID); err != nil {
+			s.logError("revoking grant of a replayed code", err)
+		}
+		return nil, errInvalidGrant("authorization code was already used")
 	}
 	resp.RefreshToken = rtRaw
 	if contains(ac.Scopes, "openid") {
@@ -118,7 +138,10 @@ func (s *Server) newRefreshToken(c *authenticatedClient, g *tokenstore.Grant, sc
 // idToken mints the OIDC id_token with the business claims of the Yoco guide.
 func (s *Server) idToken(ctx context.Context, clientID string, g *tokenstore.Grant, nonce, accessToken string) (string, *Error) {
 	u, err := s.store.GetUser(ctx, g.UserID)
-	if err != nil {
+	switch {
+	case errors.Is(err, tokenstore.ErrNotFound):
+		return "", errInvalidGrant("the user no longer exists")
+	case err != nil:
 		return "", s.storeError("loading user for id_token", err)
 	}
 	bs, err := s.store.Memberships(ctx, u.ID)
@@ -207,6 +230,9 @@ func (g refreshTokenGrant) handle(ctx context.Context, c *authenticatedClient, p
 	if !grant.RevokedAt.IsZero() {
 		return nil, errInvalidGrant("grant was revoked")
 	}
+	if e := s.stillAdministers(ctx, grant); e != nil {
+		return nil, e
+	}
 	// A refresh may narrow the scopes, never widen them (RFC 6749 §6).
 	scopes, e := requestedScopes(p.get("scope"), old.Scopes)
 	if e != nil {
@@ -250,4 +276,26 @@ func (s *Server) refreshReused(ctx context.Context, grantID string) *Error {
 	}
 	s.observeReuse("refresh_token")
 	return errInvalidGrant("refresh token was already used; the grant is revoked")
+}
+
+// stillAdministers ends a user's grant once the user is gone or no longer
+// administers the business it acts for: a refresh must not outlive the
+// tenancy it was granted under.
+func (s *Server) stillAdministers(ctx context.Context, g *tokenstore.Grant) *Error {
+	if g.UserID == "" || g.BusinessID == "" {
+		return nil
+	}
+	bs, err := s.store.Memberships(ctx, g.UserID)
+	if err != nil {
+		return s.storeError("loading memberships", err)
+	}
+	for _, b := range bs {
+		if b.ID == g.BusinessID {
+			return nil
+		}
+	}
+	if err := s.tokens.RevokeGrant(ctx, g.ID); err != nil {
+		s.logError("revoking grant of a former administrator", err)
+	}
+	return errInvalidGrant("the user no longer administers the business of this grant")
 }

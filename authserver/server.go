@@ -1,8 +1,9 @@
 // Package authserver is the OAuth 2.0 / OpenID Connect protocol engine on
-// plain net/http: the token endpoint and its grants, revocation (RFC 7009),
+// plain net/http: the authorization endpoint with its sign-in and consent
+// pages, the token endpoint and its grants, userinfo, revocation (RFC 7009),
 // introspection (RFC 7662), metadata (RFC 8414, OIDC Discovery), JWKS, and
-// the operator's admin API. It knows nothing of Caddy; caddymodule mounts
-// its handlers.
+// the operator's admin API (clients, the user directory, grants, keys). It
+// knows nothing of Caddy; caddymodule mounts its handlers.
 package authserver
 
 import (
@@ -49,8 +50,19 @@ type Config struct {
 	// authentication (the YionStack guide's revoke call sends only the
 	// token). Credentials that are sent are still checked.
 	PublicRevocation bool
-	Logger           *zap.Logger
-	Metrics          *Metrics
+	// Brand names the platform on the sign-in and consent pages. Default
+	// "oauthgate".
+	Brand string
+	// SessionTTL is how long a sign-in to the built-in directory lasts.
+	// Default 12 hours.
+	SessionTTL time.Duration
+	// Delegated, when set, asks the platform who is signed in instead of
+	// signing users in against the built-in directory.
+	Delegated *DelegatedIdentity
+	Logger    *zap.Logger
+	Metrics   *Metrics
+	// BrowserMetrics counts sign-ins and authorization outcomes.
+	BrowserMetrics *BrowserMetrics
 }
 
 // Server serves the authorization-server endpoints.
@@ -64,10 +76,14 @@ type Server struct {
 	scopes map[string]string
 	paths  endpointPaths
 	admin  http.Handler
+	// identity says who is signed in on a browser.
+	identity identitySource
+	pages    *pages
 }
 
 type endpointPaths struct {
 	authorize, token, revoke, introspect, userinfo, jwks string
+	signIn, consent, assets                              string
 }
 
 // New validates cfg and builds a Server.
@@ -107,7 +123,13 @@ func New(cfg Config, store tokenstore.Store, ts *tokens.Service) (*Server, error
 			introspect: base + "/introspect",
 			userinfo:   base + "/userinfo",
 			jwks:       base + "/jwks",
+			signIn:     base + "/sign-in",
+			consent:    base + "/consent",
+			assets:     base + "/assets/",
 		},
+	}
+	if err := s.initBrowser(); err != nil {
+		return nil, err
 	}
 	for _, sc := range cfg.Scopes {
 		if !validScopeToken(sc.Name) {

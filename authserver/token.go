@@ -62,6 +62,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if h == nil {
 		return nil, "", &Error{Code: codeUnsupportedGrantType, Description: "grant_type is not supported", Status: http.StatusBadRequest}
 	}
+	// While the store is down nothing is issued, not even to a cached
+	// client: this node could not learn of its deletion.
+	if s.tokens.Available() != nil {
+		return nil, gt, errUnavailable()
+	}
 	// The client is authenticated before any code or refresh token is
 	// looked at, so an unauthenticated caller cannot burn one.
 	c, e := s.authenticateClient(r.Context(), r, p)

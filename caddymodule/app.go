@@ -95,6 +95,23 @@ type App struct {
 	// a negative value never fails closed.
 	MaxStaleness caddy.Duration `json:"max_staleness,omitempty"`
 
+	// Brand names the platform on the sign-in and consent pages. Default
+	// "oauthgate".
+	Brand string `json:"brand,omitempty"`
+
+	// Identity selects who signs users in for the authorization-code flow.
+	// Default: the built-in directory.
+	Identity *IdentityConfig `json:"identity,omitempty"`
+
+	// SessionTTL is how long a sign-in on oauthgate's sign-in page lasts.
+	// Default 12h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+
+	// Users of the built-in directory declared in the configuration; they
+	// are created or updated when it loads. More can be added through the
+	// admin API.
+	Users []StaticUser `json:"users,omitempty"`
+
 	store   tokenstore.Store
 	tokens  *tokens.Service
 	server  *authserver.Server
@@ -182,6 +199,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("registering authserver metrics: %w", err)
 	}
+	bm, err := authserver.NewBrowserMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("registering browser-flow metrics: %w", err)
+	}
+	delegated, err := a.delegatedIdentity(repl)
+	if err != nil {
+		return err
+	}
 	statics, err := a.staticClients(repl)
 	if err != nil {
 		return err
@@ -230,13 +255,22 @@ func (a *App) Provision(ctx caddy.Context) error {
 		RefreshTTL:                   time.Duration(a.RefreshTTL),
 		RefreshRequiresOfflineAccess: a.RefreshTokens == "offline_access",
 		PublicRevocation:             a.PublicRevocation,
+		Brand:                        a.Brand,
+		SessionTTL:                   time.Duration(a.SessionTTL),
+		Delegated:                    delegated,
+		BrowserMetrics:               bm,
 		Logger:                       a.logger.Named("authserver"),
 		Metrics:                      am,
 	}, a.store, a.tokens)
 	if err != nil {
 		return err
 	}
-	return nil
+	for _, c := range statics {
+		if err := a.server.CheckClient(c); err != nil {
+			return err
+		}
+	}
+	return a.provisionUsers(ctx, repl)
 }
 
 // storeConfig resolves the store settings and their defaults.

@@ -57,9 +57,34 @@ func init() {
 //		public_revocation
 //		cache_size <bytes, e.g. 64MiB>
 //		max_staleness <duration>
+//		brand <name>
+//		session_ttl <duration>
+//		identity builtin
+//		identity delegated {
+//			session_url <url>
+//			sign_in_url <url>
+//			return_param <name>
+//			timeout <duration>
+//		}
+//		user <email> {
+//			id <id>
+//			name <name>
+//			password <password>
+//			password_hash <bcrypt hash>
+//			business <id> [<name>]
+//			current_business <id>
+//		}
 //	}
 //
 // Durations accept Caddy's units, including d for days (e.g. 30d).
+// brand names the platform on the sign-in and consent pages. identity
+// builtin (the default) signs users of oauthgate's directory in on its own
+// page; identity delegated asks the platform's session_url who is signed in
+// (forwarding the browser's cookies) and sends signed-out browsers to
+// sign_in_url with the full OAuth URL in return_param (default return_to).
+// Each user is created or updated in the directory when the configuration
+// loads; its password is hashed with bcrypt then, and may be a placeholder
+// such as {env.DEMO_PASSWORD}.
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
 	if existing != nil {
@@ -75,7 +100,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	for d.NextBlock(0) {
 		opt := d.Val()
 		switch opt {
-		case "issuer", "audience", "base_path", "signing_alg", "client_id_prefix", "client_secret_prefix", "refresh_tokens":
+		case "issuer", "audience", "base_path", "signing_alg", "client_id_prefix", "client_secret_prefix", "refresh_tokens", "brand":
 			v, err := oneArg(d)
 			if err != nil {
 				return nil, err
@@ -98,13 +123,15 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				app.ClientIDPrefix = v
 			case "client_secret_prefix":
 				app.ClientSecretPrefix = v
+			case "brand":
+				app.Brand = v
 			case "refresh_tokens":
 				if v != "always" && v != "offline_access" {
 					return nil, d.Errf("refresh_tokens %q: want always or offline_access", v)
 				}
 				app.RefreshTokens = v
 			}
-		case "key_rotation", "access_ttl", "refresh_ttl", "code_ttl", "id_token_ttl", "max_staleness":
+		case "key_rotation", "access_ttl", "refresh_ttl", "code_ttl", "id_token_ttl", "max_staleness", "session_ttl":
 			v, err := oneArg(d)
 			if err != nil {
 				return nil, err
@@ -119,6 +146,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			target := map[string]*caddy.Duration{
 				"key_rotation": &app.KeyRotation, "access_ttl": &app.AccessTTL, "refresh_ttl": &app.RefreshTTL,
 				"code_ttl": &app.CodeTTL, "id_token_ttl": &app.IDTokenTTL, "max_staleness": &app.MaxStaleness,
+				"session_ttl": &app.SessionTTL,
 			}[opt]
 			*target = caddy.Duration(dur)
 		case "cache_size":
@@ -160,6 +188,18 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, err
 			}
 			app.Clients = append(app.Clients, c)
+		case "identity":
+			ic, err := parseIdentity(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Identity = ic
+		case "user":
+			u, err := parseStaticUser(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Users = append(app.Users, u)
 		default:
 			return nil, d.Errf("unrecognized oauthgate option %q", opt)
 		}

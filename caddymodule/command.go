@@ -29,6 +29,11 @@ admin endpoint, localhost:2019 by default; --address, or --config and
   client link <id> <business> | unlink <id> <business>
   grant list [--client <id>] [--user <id>] | revoke <id>
   keys list | rotate
+  user create --email <e> --business <id>[=<name>] … [--name <n>]
+              [--password <p>, else read from standard input]
+              [--current-business <id>]
+  user list | get <id or email> | delete <id or email>
+  business list | create <id> <name>
 
 The client secret is printed once, by create and rotate-secret; it is not
 stored and cannot be shown again. Output is JSON.

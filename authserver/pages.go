@@ -1,0 +1,73 @@
+package authserver
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"net/http"
+)
+
+// templates holds the sign-in, consent and error pages and their
+// stylesheet. The pages load nothing from elsewhere.
+//
+//go:embed templates
+var templates embed.FS
+
+// pages are the parsed page templates and the static assets.
+type pages struct {
+	byName map[string]*template.Template
+	assets map[string][]byte
+	// cssPath is the stylesheet's name with a content hash, so it can be
+	// cached and still change with a new release.
+	css string
+}
+
+func loadPages() (*pages, error) {
+	p := &pages{byName: map[string]*template.Template{}, assets: map[string][]byte{}}
+	css, err := templates.ReadFile("templates/oauthgate.css")
+	if err != nil {
+		return nil, fmt.Errorf("loading stylesheet: %w", err)
+	}
+	sum := sha256.Sum256(css)
+	p.assets["oauthgate.css"] = css
+	p.css = "oauthgate.css?v=" + hex.EncodeToString(sum[:6])
+	for _, name := range []string{"signin", "consent", "error"} {
+		t, err := template.ParseFS(templates, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s page: %w", name, err)
+		}
+		p.byName[name] = t
+	}
+	return p, nil
+}
+
+// pageData is what every page template receives.
+type pageData struct {
+	Brand   string
+	Title   string
+	CSS     string
+	Error   *pageError
+	SignIn  *signInView
+	Consent *consentView
+}
+
+// render executes a page into a buffer first, so a template failure is a
+// clean 500 rather than half a page.
+func (s *Server) render(w http.ResponseWriter, status int, name string, d pageData) {
+	d.Brand = s.cfg.Brand
+	d.CSS = s.paths.assets + s.pages.css
+	var buf bytes.Buffer
+	if err := s.pages.byName[name].ExecuteTemplate(&buf, "layout", d); err != nil {
+		s.logError("rendering "+name+" page", err)
+		pageHeaders(w)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	pageHeaders(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}

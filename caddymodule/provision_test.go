@@ -1,0 +1,55 @@
+package caddymodule
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+)
+
+// TestProvisionErrors: configurations that adapt but must not start, each
+// with a message that names the mistake. caddy.Validate provisions every
+// module for real (a SQLite store in a temp dir) and cleans up.
+func TestProvisionErrors(t *testing.T) {
+	cases := []struct {
+		name, options, want string
+	}{
+		{"no issuer", "", "issuer is required"},
+		{"issuer not a URL", "issuer localhost", "must be an http(s) URL"},
+		{"static client with a fragment redirect", "issuer http://localhost\nclient c {\n secret s\n grant_types authorization_code\n redirect_uris https://app.example/cb#x\n}", "must not have a fragment"},
+		{"static client http redirect off loopback", "issuer http://localhost\nclient c {\n secret s\n grant_types authorization_code\n redirect_uris http://app.example/cb\n}", "http is allowed only for loopback"},
+		{"static public client with a secret", "issuer http://localhost\nclient c {\n secret s\n public\n}", "a public one must not have one"},
+		{"static confidential client without a secret", "issuer http://localhost\nclient c {\n name x\n}", "a confidential client needs a secret"},
+		{"static client scope outside catalogue", "issuer http://localhost\nscope read:a A\nclient c {\n secret s\n scopes read:b\n}", `scope "read:b" is not in the scope catalogue`},
+		{"static client twice", "issuer http://localhost\nclient c {\n secret s\n}\nclient c {\n secret t\n}", "declared twice"},
+		{"bad base path", "issuer http://localhost\nbase_path /a?b", "must be a plain URL path"},
+	}
+	validate := func(t *testing.T, options string) error {
+		t.Helper()
+		db := filepath.Join(t.TempDir(), "og.db")
+		src := "{\n oauthgate {\n store sqlite " + db + "\n" + options + "\n }\n}\n:0 {\n oauth_server\n}\n"
+		cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
+		if err != nil {
+			t.Fatalf("adapt: %v", err)
+		}
+		var cfg caddy.Config
+		if err := caddy.StrictUnmarshalJSON(cfgJSON, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		return caddy.Validate(&cfg)
+	}
+	// The control: a correct configuration provisions.
+	if err := validate(t, "issuer http://localhost\nscope read:a A\nclient c {\n secret s\n scopes read:a\n grant_types authorization_code client_credentials\n redirect_uris https://app.example/cb\n}"); err != nil {
+		t.Fatalf("valid configuration: %v", err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := validate(t, tc.options)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

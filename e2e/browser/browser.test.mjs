@@ -1,0 +1,252 @@
+// A real browser through the authorization-code flow: Debian's Chromium,
+// driven by playwright-core, against the demo Caddyfile run by the built
+// binary. It signs in as the demo user, allows and denies on the consent
+// page, follows the redirects to the demo app's callback, exchanges the
+// code and calls the gateway with the token. A screenshot of the consent
+// page goes to the system temp dir, or with UPDATE_SCREENSHOTS=1 to
+// docs/img/consent.png for the README.
+//
+//   npm ci && npm test                (builds the binary with go build)
+//   CADDY_BIN=/path/to/caddy npm test (uses a binary already built)
+//
+// Under CI=true a browser that cannot start fails the run instead of
+// skipping it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const inCI = process.env.CI === 'true';
+
+const demoUser = { email: 'demo@example.com', password: 'demo-password' };
+const demoClient = { id: 'demo-app', secret: 'demo-app-secret' };
+
+let work, caddy, caddyLog = '', issuer, browser, browserError;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitReady(url, deadlineMs) {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    if (caddy.exitCode !== null) {
+      throw new Error(`caddy exited early (${caddy.exitCode}):\n${caddyLog}`);
+    }
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch { /* not listening yet */ }
+    if (Date.now() > end) throw new Error(`caddy did not become ready:\n${caddyLog}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+before(async () => {
+  work = mkdtempSync(path.join(tmpdir(), 'oauthgate-browser-'));
+  let bin = process.env.CADDY_BIN;
+  if (!bin) {
+    bin = path.join(work, 'bin', 'caddy');
+    execFileSync('go', ['build', '-o', bin, './cmd/caddy'], { cwd: repoRoot, stdio: 'inherit' });
+  }
+  // Caddy's data directory (the SQLite store) is fresh for every run.
+  const data = path.join(work, 'data');
+  const port = await freePort();
+  issuer = `http://127.0.0.1:${port}`;
+  const env = {
+    ...process.env,
+    XDG_DATA_HOME: data,
+    XDG_CONFIG_HOME: data,
+    OAUTHGATE_HTTP: `:${port}`,
+    OAUTHGATE_ISSUER: issuer,
+    OAUTHGATE_ADMIN: `127.0.0.1:${await freePort()}`,
+    DEMO_ACCOUNTING: `127.0.0.1:${await freePort()}`,
+    DEMO_CRM: `127.0.0.1:${await freePort()}`,
+  };
+  caddy = spawn(bin, ['run', '--config', path.join(repoRoot, 'Caddyfile'), '--adapter', 'caddyfile'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  caddy.stdout.on('data', (b) => { caddyLog += b; });
+  caddy.stderr.on('data', (b) => { caddyLog += b; });
+  await waitReady(`${issuer}/.well-known/oauth-authorization-server`, 60_000);
+
+  try {
+    browser = await chromium.launch({
+      executablePath: chromiumPath,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  } catch (err) {
+    browserError = err;
+    if (inCI) throw new Error(`Chromium (${chromiumPath}) did not start, and CI=true: ${err.message}`);
+  }
+});
+
+after(async () => {
+  await browser?.close();
+  if (caddy && caddy.exitCode === null) {
+    caddy.kill('SIGTERM');
+    await new Promise((r) => caddy.once('exit', r));
+  }
+  if (/panic:/.test(caddyLog)) console.error(caddyLog);
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+// newPage opens a page in a fresh context (no cookies), or skips the test
+// when no browser could start outside CI.
+async function newPage(t) {
+  if (!browser) {
+    t.skip(`no browser: ${browserError?.message}`);
+    return null;
+  }
+  // A fresh context is a fresh profile: no cookies, no cache.
+  const context = await browser.newContext({ viewport: { width: 960, height: 940 }, deviceScaleFactor: 2 });
+  t.after(() => context.close());
+  return context.newPage();
+}
+
+async function signIn(page) {
+  assert.match(page.url(), /\/oauth\/sign-in/);
+  await page.getByLabel('E-mail address').fill(demoUser.email);
+  await page.getByLabel('Password').fill(demoUser.password);
+  await Promise.all([page.waitForURL(/\/oauth\/consent\?request=/), page.getByRole('button', { name: 'Sign in' }).click()]);
+}
+
+async function exchange(code, verifier) {
+  const body = new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: `${issuer}/demo/callback` });
+  if (verifier) body.set('code_verifier', verifier);
+  const r = await fetch(`${issuer}/oauth/token`, {
+    method: 'POST',
+    headers: { Authorization: 'Basic ' + Buffer.from(`${demoClient.id}:${demoClient.secret}`).toString('base64') },
+    body,
+  });
+  return { status: r.status, json: await r.json() };
+}
+
+test('sign in, allow on the consent page, exchange the code at the callback', async (t) => {
+  const page = await newPage(t);
+  if (!page) return;
+
+  await page.goto(`${issuer}/demo/`);
+  const connect = page.locator('#connect');
+  const state = new URL(await connect.getAttribute('href'), issuer).searchParams.get('state');
+  assert.ok(state, 'the demo link carries a state');
+  await Promise.all([page.waitForURL(/\/oauth\/sign-in/), connect.click()]);
+  assert.equal(await page.title(), 'Sign in to oauthgate');
+  await expectText(page, 'to continue to Ledgerly');
+
+  // A wrong password first: one message, whichever of the two was wrong.
+  await page.getByLabel('E-mail address').fill(demoUser.email);
+  await page.getByLabel('Password').fill('not-the-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expectText(page, 'The e-mail address or password is incorrect.');
+
+  const consent = page.waitForResponse((r) => r.url().includes('/oauth/consent?request='));
+  await signIn(page);
+  const headers = (await consent).headers();
+  assert.equal(headers['x-frame-options'], 'DENY');
+  assert.match(headers['content-security-policy'], /frame-ancestors 'none'/);
+  assert.equal(headers['cache-control'], 'no-store');
+  assert.equal(headers['referrer-policy'], 'no-referrer');
+
+  await expectText(page, 'Ledgerly wants to access your oauthgate account');
+  await expectText(page, 'Demo User');
+  await expectText(page, 'demo@example.com');
+  await expectText(page, 'View invoices, line items, and payment status');
+  await expectText(page, 'View CRM contacts and companies');
+  const select = page.getByLabel('Business');
+  assert.equal(await select.inputValue(), 'biz_acme', 'the current business is preselected');
+  assert.deepEqual(await select.locator('option').allTextContents(), ['Acme Ltd', 'Globex']);
+
+  const shotDir = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(repoRoot, 'docs', 'img') : tmpdir();
+  mkdirSync(shotDir, { recursive: true });
+  const shot = path.join(shotDir, 'consent.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  console.log(`consent page screenshot: ${shot}`);
+
+  await select.selectOption('biz_globex');
+  await Promise.all([page.waitForURL(/\/demo\/callback\?/), page.getByRole('button', { name: 'Allow' }).click()]);
+  await expectText(page, 'Connected');
+  const cb = new URL(page.url());
+  assert.equal(cb.searchParams.get('state'), state);
+  assert.equal(cb.searchParams.get('iss'), issuer);
+  const code = await page.locator('#code').textContent();
+  assert.equal(code, cb.searchParams.get('code'));
+
+  const { status, json } = await exchange(code);
+  assert.equal(status, 200, JSON.stringify(json));
+  assert.equal(json.token_type, 'Bearer');
+  assert.ok(json.access_token && json.refresh_token && json.id_token);
+  const idClaims = JSON.parse(Buffer.from(json.id_token.split('.')[1], 'base64url'));
+  assert.equal(idClaims.authorized_business_id, 'biz_globex');
+  assert.equal(idClaims.user_email, demoUser.email);
+
+  const api = (business) => fetch(`${issuer}/api/v1/accounting/invoices`, {
+    headers: { Authorization: `Bearer ${json.access_token}`, 'x-business-id': business },
+  });
+  assert.equal((await api('biz_globex')).status, 200);
+  const foreign = await api('biz_acme');
+  assert.equal(foreign.status, 403);
+  assert.equal((await foreign.json()).error, 'business_not_allowed');
+
+  // The code is single-use.
+  assert.equal((await exchange(code)).json.error, 'invalid_grant');
+});
+
+test('deny on the consent page sends access_denied back with state and iss', async (t) => {
+  const page = await newPage(t);
+  if (!page) return;
+
+  const verifier = randomBytes(32).toString('base64url');
+  const auth = new URL(`${issuer}/oauth/authorize`);
+  auth.search = new URLSearchParams({
+    response_type: 'code',
+    client_id: demoClient.id,
+    redirect_uri: `${issuer}/demo/callback`,
+    scope: 'openid read:invoices',
+    state: 'deny-state',
+    // The first test's consent is remembered; ask for the screen anyway.
+    prompt: 'consent',
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+  }).toString();
+  await page.goto(auth.toString());
+  await signIn(page);
+  await expectText(page, 'Ledgerly wants to access your oauthgate account');
+  await Promise.all([page.waitForURL(/\/demo\/callback\?/), page.getByRole('button', { name: 'Deny' }).click()]);
+  const cb = new URL(page.url());
+  assert.equal(cb.searchParams.get('error'), 'access_denied');
+  assert.equal(cb.searchParams.get('state'), 'deny-state');
+  assert.equal(cb.searchParams.get('iss'), issuer);
+  assert.equal(cb.searchParams.get('code'), null);
+  await expectText(page, 'Not connected');
+
+  // Signed in now: allowing the same request yields a code that needs the
+  // PKCE verifier.
+  await page.goto(auth.toString());
+  await page.waitForURL(/\/oauth\/consent\?request=/);
+  await Promise.all([page.waitForURL(/\/demo\/callback\?/), page.getByRole('button', { name: 'Allow' }).click()]);
+  const code = new URL(page.url()).searchParams.get('code');
+  assert.ok(code);
+  const { status, json } = await exchange(code, verifier);
+  assert.equal(status, 200, JSON.stringify(json));
+});
+
+async function expectText(page, text) {
+  await page.getByText(text, { exact: false }).first().waitFor({ timeout: 10_000 });
+}

@@ -1,0 +1,177 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// platform is a small stand-in for a platform with its own accounts: a
+// sign-in page that sets its session cookie and returns to the address it
+// was given, and the session endpoint oauthgate asks.
+type platform struct {
+	*httptest.Server
+	down atomic.Bool // the session endpoint fails
+	mu   sync.Mutex
+	// cookies are the Cookie headers the session endpoint received.
+	cookies []string
+	// signIns are the query strings the sign-in page received.
+	signIns []url.Values
+}
+
+func newPlatform(t *testing.T) *platform {
+	p := &platform{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /sign-in", func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.signIns = append(p.signIns, r.URL.Query())
+		p.mu.Unlock()
+		// The user signs in here (credentials are the platform's business).
+		http.SetCookie(w, &http.Cookie{Name: "platform_session", Value: "alice-session", Path: "/", HttpOnly: true})
+		http.Redirect(w, r, r.URL.Query().Get("next"), http.StatusSeeOther)
+	})
+	mux.HandleFunc("GET /api/session", func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.cookies = append(p.cookies, r.Header.Get("Cookie"))
+		p.mu.Unlock()
+		if p.down.Load() {
+			http.Error(w, "database is down", http.StatusInternalServerError)
+			return
+		}
+		c, err := r.Cookie("platform_session")
+		if err != nil || c.Value != "alice-session" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"id": "plat_alice", "email": "alice@platform.example", "name": "Alice Example",
+			"businesses":       []map[string]string{{"id": "biz_alpha", "name": "Alpha Ltd"}, {"id": "biz_beta", "name": "Beta GmbH"}},
+			"current_business": "biz_alpha",
+		})
+	})
+	p.Server = httptest.NewServer(mux)
+	t.Cleanup(p.Close)
+	return p
+}
+
+// TestDelegatedIdentity: with `identity delegated`, a signed-out browser
+// goes to the platform's sign-in page with the full OAuth URL as the
+// return address; the platform's session endpoint, asked with the
+// browser's cookies, says who is signed in and which businesses they
+// administer.
+func TestDelegatedIdentity(t *testing.T) {
+	plat := newPlatform(t)
+	n := startNode(t, nodeOptions{Caddyfile: "e2e/testdata/delegated.Caddyfile", Env: []string{
+		"PLATFORM_SESSION_URL=" + plat.URL + "/api/session",
+		"PLATFORM_SIGN_IN_URL=" + plat.URL + "/sign-in?from=oauth",
+	}})
+	c := n.registerClient(map[string]any{"name": "Partner App", "scopes": []string{"openid", "read:invoices"},
+		"redirect_uris": []string{"http://127.0.0.1/cb"}})
+	provider, err := oidc.NewProvider(ctx(t), n.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, Endpoint: provider.Endpoint(),
+		RedirectURL: "http://127.0.0.1/cb", Scopes: []string{"openid", "read:invoices"}}
+	verifier := oauth2.GenerateVerifier()
+	authURL := conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oidc.Nonce("n-1"))
+
+	ua := newUserAgent(t)
+	p := ua.get(authURL)
+	if p.StatusCode != http.StatusSeeOther || p.Location == nil || !strings.HasPrefix(p.Location.String(), plat.URL+"/sign-in?") {
+		t.Fatalf("signed out: %d %v, want the platform's sign-in page", p.StatusCode, p.Location)
+	}
+	if p.Location.Query().Get("from") != "oauth" || p.Location.Query().Get("next") != authURL {
+		t.Fatalf("sign-in address %s does not carry the full OAuth URL %s", p.Location, authURL)
+	}
+	// The platform signs the user in and sends the browser back.
+	p = ua.get(p.Location.String())
+	if p.Location == nil || p.Location.String() != authURL {
+		t.Fatalf("platform sign-in returned to %v", p.Location)
+	}
+	p = ua.get(authURL)
+	if p.Location == nil || p.Location.Path != "/oauth/consent" {
+		t.Fatalf("signed in at the platform: %d %v\n%s", p.StatusCode, p.Location, p.Body)
+	}
+	p = ua.get(p.Location.String())
+	for _, want := range []string{"Alice Example", "alice@platform.example", "Alpha Ltd", "Beta GmbH", "Example Platform", "Partner App"} {
+		if !strings.Contains(p.Body, want) {
+			t.Errorf("consent page lacks %q", want)
+		}
+	}
+	if strings.Contains(p.Body, "Not you?") {
+		t.Error("the consent page offers oauthgate's own sign-in under delegated identity")
+	}
+	p = ua.submit(p, url.Values{"decision": {"allow"}, "business_id": {"biz_beta"}})
+	tok, err := conf.Exchange(ctx(t), codeFrom(t, p.Location, "st", n.URL), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := provider.Verifier(&oidc.Config{ClientID: c.ClientID}).Verify(ctx(t), tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims idClaims
+	_ = idt.Claims(&claims)
+	if claims.Sub != "plat_alice" || claims.UserName != "Alice Example" || claims.DefaultBusinessID != "biz_alpha" ||
+		!slices.Equal(claims.BusinessIDs, []string{"biz_alpha", "biz_beta"}) || claims.AuthorizedBusinessID != "biz_beta" || idt.Nonce != "n-1" {
+		t.Errorf("id_token claims %+v", claims)
+	}
+	if resp, body := get(t, "GET", n.URL+"/api/v1/accounting/invoices", tok.AccessToken, "biz_beta"); resp.StatusCode != 200 ||
+		!strings.Contains(string(body), `"subject":"plat_alice"`) {
+		t.Errorf("gateway: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, "GET", n.URL+"/api/v1/accounting/invoices", tok.AccessToken, "biz_alpha"); resp.StatusCode != 403 {
+		t.Errorf("the other business: %d", resp.StatusCode)
+	}
+	if ui, err := provider.UserInfo(ctx(t), oauth2.StaticTokenSource(tok)); err != nil || ui.Email != "alice@platform.example" {
+		t.Errorf("userinfo: %v %+v", err, ui)
+	}
+
+	// The platform saw its own cookie and none of oauthgate's.
+	plat.mu.Lock()
+	seen := slices.Clone(plat.cookies)
+	plat.mu.Unlock()
+	if len(seen) == 0 {
+		t.Fatal("the session endpoint was never asked")
+	}
+	for _, h := range seen[1:] {
+		if !strings.Contains(h, "platform_session=alice-session") || strings.Contains(h, "oauthgate_") {
+			t.Errorf("session endpoint got Cookie %q", h)
+		}
+	}
+
+	// prompt=login sends the user to the platform again, asking it to
+	// authenticate afresh, and the return address no longer asks.
+	p = ua.get(conf.AuthCodeURL("st2", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "login")))
+	if p.Location == nil || !strings.HasPrefix(p.Location.String(), plat.URL+"/sign-in?") || p.Location.Query().Get("prompt") != "login" ||
+		strings.Contains(p.Location.Query().Get("next"), "prompt=login") {
+		t.Errorf("prompt=login: %v", p.Location)
+	}
+	// The platform's sign-in page is the only one: oauthgate serves none.
+	if p := ua.get(n.URL + "/oauth/sign-in"); p.StatusCode != 404 {
+		t.Errorf("built-in sign-in page under delegated identity: %d", p.StatusCode)
+	}
+	// The platform failing is a temporary error for the client, not a
+	// sign-in prompt.
+	plat.down.Store(true)
+	p = ua.get(authURL)
+	if p.Location == nil || p.Location.Query().Get("error") != "temporarily_unavailable" || p.Location.Query().Get("iss") != n.URL {
+		t.Errorf("platform down: %d %v", p.StatusCode, p.Location)
+	}
+	plat.down.Store(false)
+	// Signed out at the platform: back to its sign-in page.
+	if p := newUserAgent(t).get(authURL); p.Location == nil || !strings.HasPrefix(p.Location.String(), plat.URL+"/sign-in?") {
+		t.Errorf("signed out: %v", p.Location)
+	}
+}
