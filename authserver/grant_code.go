@@ -87,21 +87,18 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 	if e != nil {
 		return nil, e
 	}
-	if err := s.store.CreateGrant(ctx, grant, rt); err != nil {
+	switch err := s.store.CreateGrant(ctx, grant, rt); {
+	case errors.Is(err, tokenstore.ErrRevoked):
+		// A replay of this code, on any node, revoked the grant id before
+		// this exchange could store it: the store refused to bring it alive.
+		s.observeReuse("code")
+		return nil, errInvalidGrant("authorization code was already used")
+	case err != nil:
 		return nil, s.storeError("creating grant", err)
 	}
 	resp, e := s.mintAccess(tokens.Access{Subject: ac.UserID, ClientID: c.ID, GrantID: grant.ID, BusinessID: ac.BusinessID, Scopes: ac.Scopes})
 	if e != nil {
 		return nil, e
-	}
-	// A replay racing this exchange may have revoked the grant before its
-	// row existed, which the deny list remembers and the row does not.
-	// Revoking again now also deletes the refresh token just stored.
-	if _, err := s.tokens.Verify(resp.AccessToken); errors.Is(err, tokens.ErrRevoked) {
-		if err := s.tokens.RevokeGrant(ctx, grant.ID); err != nil {
-			s.logError("revoking grant of a replayed code", err)
-		}
-		return nil, errInvalidGrant("authorization code was already used")
 	}
 	resp.RefreshToken = rtRaw
 	if contains(ac.Scopes, "openid") {

@@ -3,6 +3,7 @@ package tokenstore
 import (
 	"context"
 	"database/sql"
+	"hash/fnv"
 	"strconv"
 	"strings"
 )
@@ -60,7 +61,19 @@ const (
 	lockMigrate int64 = 0x6f61757468_01 // schema migrations
 	lockKeys    int64 = 0x6f61757468_02 // InitKey and AddKey agree on one active key
 	lockFeed    int64 = 0x6f61757468_03 // change seq order is commit order
+	// lockGrant is the class of the per-grant locks (see grantLock); taken
+	// before lockFeed.
+	lockGrant int64 = 0x47 << 56
 )
+
+// grantLock is the lock id under which CreateGrant and RevokeGrant of one
+// grant id run, so that of a creation and a racing revocation one sees the
+// other. Two ids sharing a hash merely wait for each other.
+func grantLock(id string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	return lockGrant | int64(h.Sum64()&(1<<56-1))
+}
 
 // rebind rewrites ? placeholders for engines that number them. The package's
 // queries contain no other question marks.

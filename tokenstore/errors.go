@@ -29,7 +29,7 @@ func fail(op string, err error) error {
 func classify(err error) error {
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict),
-		errors.Is(err, ErrReused), errors.Is(err, ErrUnavailable):
+		errors.Is(err, ErrReused), errors.Is(err, ErrRevoked), errors.Is(err, ErrUnavailable):
 		return err
 	case errors.Is(err, sql.ErrNoRows):
 		return ErrNotFound

@@ -66,6 +66,16 @@ func (s *store) CreateGrant(ctx context.Context, g *Grant, rt *RefreshToken) err
 		g.CreatedAt = time.Now()
 	}
 	return s.write(ctx, op, func(ctx context.Context, t *tx) error {
+		if err := t.d.acquire(ctx, t.tx, grantLock(g.ID)); err != nil {
+			return err
+		}
+		var one int
+		switch err := t.row(ctx, `SELECT 1 FROM revocations WHERE kind = ? AND id = ?`, RevokeGrant, g.ID).Scan(&one); {
+		case err == nil:
+			return ErrRevoked
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
 		if _, err := t.exec(ctx, `INSERT INTO grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			g.ID, g.ClientID, g.UserID, g.BusinessID, list(g.Scopes), ms(g.AuthTime), ms(g.CreatedAt),
 			ms(g.ExpiresAt), nullMs(g.RevokedAt)); err != nil {
@@ -122,6 +132,9 @@ func (s *store) RevokeGrant(ctx context.Context, id string, until time.Time) err
 	}
 	now := time.Now()
 	return s.write(ctx, op, func(ctx context.Context, t *tx) error {
+		if err := t.d.acquire(ctx, t.tx, grantLock(id)); err != nil {
+			return err
+		}
 		// Updating the grant row first waits for a concurrent rotation of
 		// one of its tokens (which locks that row), so that the DELETE below
 		// sees the token that rotation inserted.

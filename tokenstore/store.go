@@ -28,6 +28,10 @@ var (
 	// ErrReused: a single-use code or refresh token was presented again.
 	// The record is returned alongside so the caller can revoke what it issued.
 	ErrReused = errors.New("already used")
+	// ErrRevoked: CreateGrant was asked to create a grant whose id is
+	// already revoked, as when a replayed code (possibly on another node)
+	// revoked it before the first exchange stored it. Nothing is stored.
+	ErrRevoked = errors.New("revoked")
 	// ErrUnavailable wraps failures to reach the database (connection refused,
 	// pool exhausted, statement timeout). Callers answer 503 rather than 500.
 	ErrUnavailable = errors.New("store unavailable")
@@ -212,7 +216,7 @@ type Codes interface {
 // Grants stores grants and their refresh tokens.
 type Grants interface {
 	// CreateGrant stores g and, when rt is not nil, its first refresh token,
-	// in one transaction.
+	// in one transaction. A grant id already revoked is ErrRevoked.
 	CreateGrant(ctx context.Context, g *Grant, rt *RefreshToken) error
 	// GetGrant returns revoked and expired grants too: the caller judges.
 	GetGrant(ctx context.Context, id string) (*Grant, error)

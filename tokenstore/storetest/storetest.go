@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"Grants", testGrants},
 		{"RefreshTokens", testRefreshTokens},
 		{"RevokeGrant", testRevokeGrant},
+		{"CreateRevokedGrant", testCreateRevokedGrant},
 		{"Consents", testConsents},
 		{"Keys", testKeys},
 		{"Users", testUsers},
@@ -65,6 +66,7 @@ func RunConcurrent(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"ConsumeCode", testConcurrentConsumeCode},
 		{"RotateRefreshToken", testConcurrentRotate},
 		{"InitKey", testConcurrentInitKey},
+		{"CreateVersusRevokeGrant", testConcurrentCreateRevoke},
 	}.run(t, open)
 }
 
@@ -614,6 +616,51 @@ func testConcurrentRotate(t *testing.T, s tokenstore.Store) {
 			check(t, "winner's next token", err)
 		} else {
 			wantErr(t, "loser's next token", err, tokenstore.ErrNotFound)
+		}
+	}
+}
+
+// testCreateRevokedGrant: a replayed code may revoke a grant id before the
+// first exchange stores the grant; the grant must then never come alive.
+func testCreateRevokedGrant(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	check(t, "RevokeGrant", s.RevokeGrant(ctx, "g-early", time.Now().Add(time.Hour)))
+	err := s.CreateGrant(ctx, sampleGrant("g-early", "client1", "u1", at(0)), sampleRefresh("rt-early", "g-early", time.Hour))
+	wantErr(t, "CreateGrant of a revoked id", err, tokenstore.ErrRevoked)
+	_, err = s.GetGrant(ctx, "g-early")
+	wantErr(t, "GetGrant", err, tokenstore.ErrNotFound)
+	_, err = s.GetRefreshToken(ctx, hash("rt-early"))
+	wantErr(t, "GetRefreshToken", err, tokenstore.ErrNotFound)
+	// Another id is unaffected.
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g-late", "client1", "u1", at(0)), nil))
+}
+
+// testConcurrentCreateRevoke races a grant's creation with its revocation,
+// many times: whichever wins, the grant must end revoked with no live
+// refresh token.
+func testConcurrentCreateRevoke(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	warm(t, s)
+	for i := range 30 {
+		id := fmt.Sprint("race", i)
+		rt := sampleRefresh("rt-"+id, id, time.Hour)
+		errs := race(2, func(j int) error {
+			if j == 0 {
+				return s.CreateGrant(ctx, sampleGrant(id, "client1", "u1", at(0)), rt)
+			}
+			return s.RevokeGrant(ctx, id, time.Now().Add(time.Hour))
+		})
+		if errs[1] != nil {
+			t.Fatalf("round %d: RevokeGrant: %v", i, errs[1])
+		}
+		if errs[0] != nil && !errors.Is(errs[0], tokenstore.ErrRevoked) {
+			t.Fatalf("round %d: CreateGrant: %v", i, errs[0])
+		}
+		if g, err := s.GetGrant(ctx, id); err == nil && g.RevokedAt.IsZero() {
+			t.Fatalf("round %d: the grant is live after its revocation", i)
+		}
+		if _, err := s.GetRefreshToken(ctx, rt.Hash); !errors.Is(err, tokenstore.ErrNotFound) {
+			t.Fatalf("round %d: a refresh token of the revoked grant survives: %v", i, err)
 		}
 	}
 }
