@@ -274,18 +274,25 @@ func (s *Server) adminGetClient(w http.ResponseWriter, r *http.Request) {
 	adminJSON(w, http.StatusOK, viewClient(c))
 }
 
-// adminDeleteClient deletes the client and revokes every token it holds.
+// adminDeleteClient revokes every token the client holds, then deletes it.
+// In that order a failure in between leaves a live client whose tokens are
+// refused, and the DELETE can simply be retried; the other order could
+// leave tokens of a deleted client working, with a retry answering 404.
 func (s *Server) adminDeleteClient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if _, err := s.store.GetClient(r.Context(), id); err != nil {
+		s.adminStoreError(w, "loading client", err)
+		return
+	}
+	if err := s.tokens.RevokeClientTokens(r.Context(), id); err != nil {
+		s.adminStoreError(w, "revoking client tokens", err)
+		return
+	}
 	if err := s.store.DeleteClient(r.Context(), id); err != nil {
 		s.adminStoreError(w, "deleting client", err)
 		return
 	}
 	s.tokens.ForgetClient(id)
-	if err := s.tokens.RevokeClientTokens(r.Context(), id); err != nil {
-		s.adminStoreError(w, "revoking client tokens", err)
-		return
-	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
