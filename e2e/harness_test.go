@@ -89,6 +89,28 @@ func freePort(t testing.TB) int {
 // a free port, and waits until the gateway answers.
 func startNode(t *testing.T, o nodeOptions) *node {
 	t.Helper()
+	n := newNode(t, o)
+	n.waitReady()
+	return n
+}
+
+// startNodes starts several nodes at the same moment (e.g. to race their
+// migrations on one fresh database), then waits until every one answers.
+func startNodes(t *testing.T, opts ...nodeOptions) []*node {
+	t.Helper()
+	ns := make([]*node, len(opts))
+	for i, o := range opts {
+		ns[i] = newNode(t, o)
+	}
+	for _, n := range ns {
+		n.waitReady()
+	}
+	return ns
+}
+
+// newNode launches the process without waiting for it.
+func newNode(t *testing.T, o nodeOptions) *node {
+	t.Helper()
 	if o.Caddyfile == "" {
 		o.Caddyfile = "Caddyfile"
 	}
@@ -118,12 +140,12 @@ func startNode(t *testing.T, o nodeOptions) *node {
 		fmt.Sprintf("DEMO_CRM=127.0.0.1:%d", freePort(t)),
 	)
 	n.Env = append(n.Env, o.Env...)
-	n.start(filepath.Join(repoRoot, o.Caddyfile))
+	n.launch(filepath.Join(repoRoot, o.Caddyfile))
 	t.Cleanup(n.Stop)
 	return n
 }
 
-func (n *node) start(caddyfile string) {
+func (n *node) launch(caddyfile string) {
 	t := n.t
 	n.cmd = exec.Command(caddyBin, "run", "--config", caddyfile, "--adapter", "caddyfile")
 	n.cmd.Env = n.Env
@@ -135,6 +157,12 @@ func (n *node) start(caddyfile string) {
 		n.waitErr = n.cmd.Wait()
 		close(n.done)
 	}()
+}
+
+// waitReady waits until the gateway answers.
+func (n *node) waitReady() {
+	t := n.t
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
@@ -232,7 +260,7 @@ func (n *node) registerClient(spec map[string]any) registeredClient {
 	n.t.Helper()
 	var c registeredClient
 	if code := n.adminJSON(http.MethodPost, "/oauthgate/clients", spec, &c); code != http.StatusCreated {
-		n.t.Fatalf("registering client: status %d", code)
+		n.t.Fatalf("registering client: status %d\n%s", code, n.Logs())
 	}
 	return c
 }
