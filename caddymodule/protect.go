@@ -214,7 +214,10 @@ func bearerToken(r *http.Request) (token string, ok, malformed bool) {
 		return "", true, true
 	}
 	token = strings.TrimLeft(h[len(prefix):], " ")
-	if token == "" || strings.ContainsAny(token, " \t") {
+	// Two IndexByte scans, not ContainsAny: over a ~600-byte JWT,
+	// ContainsAny's byte-at-a-time set lookup was the costliest step of an
+	// allowed request (~0.4µs); IndexByte is vectorised (~30ns).
+	if token == "" || strings.IndexByte(token, ' ') >= 0 || strings.IndexByte(token, '\t') >= 0 {
 		return "", true, true
 	}
 	return token, true, false
@@ -313,7 +316,12 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if business != header {
 		r.Header[p.tenantKey] = []string{business}
 	}
-	for _, ih := range p.identity {
+	// One backing array for every identity header value, rather than one
+	// allocation per header. Each header gets a capacity-1 window of it,
+	// so a later handler appending a value reallocates instead of
+	// overwriting its neighbour.
+	vals := make([]string, len(p.identity))
+	for i, ih := range p.identity {
 		var v string
 		switch ih.field {
 		case fieldSubject:
@@ -328,7 +336,8 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			v = claims.GrantID
 		}
 		if v != "" {
-			r.Header[ih.key] = []string{v}
+			vals[i] = v
+			r.Header[ih.key] = vals[i : i+1 : i+1]
 		}
 	}
 	if !p.KeepAuthorization {
