@@ -75,7 +75,9 @@ type Server struct {
 	grants []grantHandler
 	scopes map[string]string
 	paths  endpointPaths
-	admin  http.Handler
+	// issuerPath is the issuer URL's path without a trailing slash.
+	issuerPath string
+	admin      http.Handler
 	// identity says who is signed in on a browser.
 	identity identitySource
 	pages    *pages
@@ -110,12 +112,13 @@ func New(cfg Config, store tokenstore.Store, ts *tokens.Service) (*Server, error
 		cfg.Logger = zap.NewNop()
 	}
 	s := &Server{
-		cfg:    cfg,
-		store:  store,
-		tokens: ts,
-		log:    cfg.Logger,
-		m:      cfg.Metrics,
-		scopes: make(map[string]string, len(cfg.Scopes)),
+		cfg:        cfg,
+		issuerPath: issuerPathOf(cfg.Issuer),
+		store:      store,
+		tokens:     ts,
+		log:        cfg.Logger,
+		m:          cfg.Metrics,
+		scopes:     make(map[string]string, len(cfg.Scopes)),
 		paths: endpointPaths{
 			authorize:  base + "/authorize",
 			token:      base + "/token",
@@ -171,6 +174,13 @@ func (s *Server) BasePath() string { return s.cfg.BasePath }
 // calls /oauth/token/).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	p := r.URL.Path
+	// Most requests a site sees are for the API behind it: every endpoint
+	// is under the base path, /.well-known/ or the issuer's path, so one
+	// prefix test sends everything else straight on.
+	if !strings.HasPrefix(p, s.cfg.BasePath) && !strings.HasPrefix(p, "/.well-known/") &&
+		(s.issuerPath == "" || !strings.HasPrefix(p, s.issuerPath)) {
+		return false
+	}
 	if len(p) > 1 {
 		p = strings.TrimSuffix(p, "/")
 	}
@@ -186,7 +196,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	case "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server":
 		s.serveMetadata(w, r)
 	default:
-		if s.issuerPath() != "" && (p == s.issuerPath()+"/.well-known/openid-configuration") {
+		if s.issuerPath != "" && p == s.issuerPath+"/.well-known/openid-configuration" {
 			s.serveMetadata(w, r)
 			return true
 		}
@@ -195,9 +205,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// issuerPath is the issuer URL's path, where OIDC Discovery also looks.
-func (s *Server) issuerPath() string {
-	u, _ := url.Parse(s.cfg.Issuer)
+// issuerPathOf is the issuer URL's path, where OIDC Discovery also looks.
+func issuerPathOf(issuer string) string {
+	u, _ := url.Parse(issuer)
 	return strings.TrimSuffix(u.Path, "/")
 }
 
