@@ -17,28 +17,37 @@ import (
 
 const testIssuer = "https://auth.example.test"
 
+// openServer is a Server on a fresh SQLite store, its token service
+// configured by tc with cfg's issuer.
+func openServer(tb testing.TB, cfg Config, tc tokens.Config) *Server {
+	tb.Helper()
+	st, err := tokenstore.Open(context.Background(), tokenstore.Config{Driver: "sqlite", DSN: filepath.Join(tb.TempDir(), "og.db")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	tc.Issuer = cfg.Issuer
+	ts, err := tokens.New(context.Background(), st, tc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ts.Close() })
+	s, err := New(cfg, st, ts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
 // newTestServer is a Server on a real SQLite store with one confidential
 // client and one user.
 func newTestServer(t *testing.T, cfg Config) (*Server, *tokenstore.Client) {
 	t.Helper()
-	st, err := tokenstore.Open(context.Background(), tokenstore.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "og.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	client := &tokenstore.Client{ID: "app", SecretHash: tokens.HashSecret("app-secret"), Name: "App",
 		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"read:invoices"},
 		RedirectURIs: []string{"https://app.example/cb"}}
-	ts, err := tokens.New(context.Background(), st, tokens.Config{Issuer: testIssuer, StaticClients: []*tokenstore.Client{client}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ts.Close() })
 	cfg.Issuer = testIssuer
-	s, err := New(cfg, st, ts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openServer(t, cfg, tokens.Config{StaticClients: []*tokenstore.Client{client}})
 	if err := s.EnsureUser(context.Background(), UserSpec{Email: "u@example.com", Password: "long-password",
 		Businesses: []BusinessSpec{{ID: "b1", Name: "B One"}}}); err != nil {
 		t.Fatal(err)

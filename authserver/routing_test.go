@@ -1,14 +1,11 @@
 package authserver
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
 	"github.com/oauthgate/oauthgate/tokens"
-	"github.com/oauthgate/oauthgate/tokenstore"
 )
 
 // TestRouting: which paths the server answers, with an issuer that has a
@@ -16,20 +13,7 @@ import (
 // that everything else is passed on untouched.
 func TestRouting(t *testing.T) {
 	const issuer = "https://auth.example.test/tenant-a"
-	st, err := tokenstore.Open(context.Background(), tokenstore.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "og.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ts, err := tokens.New(context.Background(), st, tokens.Config{Issuer: issuer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ts.Close() })
-	s, err := New(Config{Issuer: issuer, BasePath: "/api/v1/oauth/"}, st, ts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openServer(t, Config{Issuer: issuer, BasePath: "/api/v1/oauth/"}, tokens.Config{})
 	cases := []struct {
 		method, path string
 		handled      bool

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,23 +22,10 @@ const benchIssuer = "http://bench.test"
 func benchServer(b *testing.B, alg string) (s *Server, basic string) {
 	b.Helper()
 	ctx := context.Background()
-	st, err := tokenstore.Open(ctx, tokenstore.Config{Driver: "sqlite", DSN: filepath.Join(b.TempDir(), "oauthgate.db")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	ts, err := tokens.New(ctx, st, tokens.Config{Issuer: benchIssuer, Alg: alg})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ts.Close() })
-	s, err = New(Config{Issuer: benchIssuer, Scopes: []Scope{{Name: "read:invoices"}, {Name: "read:contacts"}}}, st, ts)
-	if err != nil {
-		b.Fatal(err)
-	}
+	s = openServer(b, Config{Issuer: benchIssuer, Scopes: []Scope{{Name: "read:invoices"}, {Name: "read:contacts"}}}, tokens.Config{Alg: alg})
 	id, secret := "bench-client", "ysk_"+strings.Repeat("s", 43)
 	now := time.Now()
-	if err := st.CreateClient(ctx, &tokenstore.Client{
+	if err := s.store.CreateClient(ctx, &tokenstore.Client{
 		ID: id, SecretHash: tokens.HashSecret(secret), Name: "Bench", GrantTypes: []string{"client_credentials"},
 		Scopes: []string{"read:invoices", "read:contacts"}, Businesses: []string{"biz_bench"}, CreatedAt: now, UpdatedAt: now,
 	}); err != nil {
