@@ -1,6 +1,10 @@
 package authserver
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oauthgate/oauthgate/internal/promreg"
+)
 
 // BrowserMetrics count what happens in the browser flow. Label values come
 // from fixed sets.
@@ -24,10 +28,8 @@ func NewBrowserMetrics(reg prometheus.Registerer) (*BrowserMetrics, error) {
 			Help: "Sign-in attempts at the built-in directory, by result."}, []string{"result"}),
 	}
 	var err error
-	m.Authorizations = Register(reg, m.Authorizations, &err).(*prometheus.CounterVec)
-	if err == nil {
-		m.SignIns = Register(reg, m.SignIns, &err).(*prometheus.CounterVec)
-	}
+	m.Authorizations, err = promreg.Register(reg, m.Authorizations, err)
+	m.SignIns, err = promreg.Register(reg, m.SignIns, err)
 	return m, err
 }
 

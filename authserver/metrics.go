@@ -1,9 +1,9 @@
 package authserver
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oauthgate/oauthgate/internal/promreg"
 )
 
 // Metrics are the authorization server's Prometheus collectors. Label values
@@ -35,33 +35,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "RFC 7662 introspection answers, by whether the token was active."}, []string{"active"}),
 	}
 	var err error
-	register := func(c prometheus.Collector) prometheus.Collector {
-		if err != nil {
-			return c
-		}
-		return Register(reg, c, &err)
-	}
-	m.TokensIssued = register(m.TokensIssued).(*prometheus.CounterVec)
-	m.TokenErrors = register(m.TokenErrors).(*prometheus.CounterVec)
-	m.ClientAuthFail = register(m.ClientAuthFail).(*prometheus.CounterVec)
-	m.Reuse = register(m.Reuse).(*prometheus.CounterVec)
-	m.Revocations = register(m.Revocations).(prometheus.Counter)
-	m.Introspections = register(m.Introspections).(*prometheus.CounterVec)
+	m.TokensIssued, err = promreg.Register(reg, m.TokensIssued, err)
+	m.TokenErrors, err = promreg.Register(reg, m.TokenErrors, err)
+	m.ClientAuthFail, err = promreg.Register(reg, m.ClientAuthFail, err)
+	m.Reuse, err = promreg.Register(reg, m.Reuse, err)
+	m.Revocations, err = promreg.Register(reg, m.Revocations, err)
+	m.Introspections, err = promreg.Register(reg, m.Introspections, err)
 	return m, err
-}
-
-// Register registers c with reg and returns the collector to use: c, or the
-// identical one registered before (Caddy provisions modules again on every
-// config reload, with the same registry).
-func Register(reg prometheus.Registerer, c prometheus.Collector, errp *error) prometheus.Collector {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			return are.ExistingCollector
-		}
-		*errp = err
-	}
-	return c
 }
 
 // knownErrors bounds the error label to RFC codes.

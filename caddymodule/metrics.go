@@ -3,7 +3,7 @@ package caddymodule
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/oauthgate/oauthgate/authserver"
+	"github.com/oauthgate/oauthgate/internal/promreg"
 	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
@@ -14,11 +14,10 @@ type gatewayMetrics struct {
 }
 
 func newGatewayMetrics(reg prometheus.Registerer) (*gatewayMetrics, error) {
-	var err error
-	vec := authserver.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	vec, err := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "oauthgate", Subsystem: "gateway", Name: "decisions_total",
 		Help: "oauth_protect decisions: allow, public, or the reason for a rejection.",
-	}, []string{"outcome"}), &err).(*prometheus.CounterVec)
+	}, []string{"outcome"}), nil)
 	return &gatewayMetrics{decisions: vec}, err
 }
 

@@ -1,10 +1,11 @@
 package tokens
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oauthgate/oauthgate/internal/promreg"
 )
 
 // Metrics are the Prometheus collectors the Service updates. Any nil field
@@ -59,36 +60,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return m, nil
 	}
 	var err error
-	m.CacheHits, err = register(reg, m.CacheHits, err)
-	m.CacheMisses, err = register(reg, m.CacheMisses, err)
-	m.VerifyFailures, err = register(reg, m.VerifyFailures, err)
-	m.Minted, err = register(reg, m.Minted, err)
-	m.KeyRotations, err = register(reg, m.KeyRotations, err)
-	m.FeedErrors, err = register(reg, m.FeedErrors, err)
-	m.Revocations, err = register(reg, m.Revocations, err)
+	m.CacheHits, err = promreg.Register(reg, m.CacheHits, err)
+	m.CacheMisses, err = promreg.Register(reg, m.CacheMisses, err)
+	m.VerifyFailures, err = promreg.Register(reg, m.VerifyFailures, err)
+	m.Minted, err = promreg.Register(reg, m.Minted, err)
+	m.KeyRotations, err = promreg.Register(reg, m.KeyRotations, err)
+	m.FeedErrors, err = promreg.Register(reg, m.FeedErrors, err)
+	m.Revocations, err = promreg.Register(reg, m.Revocations, err)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("registering tokens metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the equal collector registered before.
-// It does nothing once an earlier call failed.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T, prev error) (T, error) {
-	if prev != nil {
-		return c, prev
-	}
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing, nil
-		}
-	}
-	if err != nil {
-		return c, fmt.Errorf("registering tokens metrics: %w", err)
-	}
-	return c, nil
 }
 
 type counter interface{ Inc() }
