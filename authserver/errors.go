@@ -32,7 +32,6 @@ const (
 	codeUnauthorizedClient      = "unauthorized_client"
 	codeUnsupportedGrantType    = "unsupported_grant_type"
 	codeInvalidScope            = "invalid_scope"
-	codeUnsupportedTokenType    = "unsupported_token_type"
 	codeServerError             = "server_error"
 	codeTemporarilyUnavailable  = "temporarily_unavailable"
 	codeAccessDenied            = "access_denied"
