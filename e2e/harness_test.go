@@ -147,6 +147,11 @@ func newNode(t *testing.T, o nodeOptions) *node {
 
 func (n *node) launch(caddyfile string) {
 	t := n.t
+	// Read here, not only by the child, so that go test's cache keys on the
+	// Caddyfile's content as well.
+	if _, err := os.ReadFile(caddyfile); err != nil {
+		t.Fatalf("reading %s: %v", caddyfile, err)
+	}
 	n.cmd = exec.Command(caddyBin, "run", "--config", caddyfile, "--adapter", "caddyfile")
 	n.cmd.Env = n.Env
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
