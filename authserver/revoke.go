@@ -91,7 +91,9 @@ func (s *Server) revoke(ctx context.Context, c *authenticatedClient, raw, hint s
 	return nil
 }
 
-// introspection is RFC 7662 §2.2's response.
+// introspection is RFC 7662 §2.2's response. Its token_type is an access
+// token type of RFC 6749 §7.1 ("Bearer"); a refresh token has none, so its
+// introspection leaves the member out.
 type introspection struct {
 	Active     bool   `json:"active"`
 	Scope      string `json:"scope,omitempty"`
@@ -140,7 +142,7 @@ func (s *Server) introspect(ctx context.Context, c *authenticatedClient, raw, hi
 			}
 			return &introspection{
 				Active: true, Scope: claims.Scope, ClientID: claims.ClientID, Subject: claims.Subject,
-				TokenType: "access_token", Exp: claims.ExpiresAt, Iat: claims.IssuedAt,
+				TokenType: "Bearer", Exp: claims.ExpiresAt, Iat: claims.IssuedAt,
 				Issuer: s.cfg.Issuer, Audience: s.tokens.Audience(), JTI: claims.JTI, BusinessID: claims.BusinessID,
 			}, nil
 		case errors.Is(err, tokens.ErrUnavailable):
@@ -166,7 +168,7 @@ func (s *Server) introspect(ctx context.Context, c *authenticatedClient, raw, hi
 	}
 	return &introspection{
 		Active: true, Scope: joinScopes(rt.Scopes), ClientID: rt.ClientID, Subject: g.UserID,
-		TokenType: "refresh_token", Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(),
+		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(),
 		Issuer: s.cfg.Issuer, BusinessID: g.BusinessID,
 	}, nil
 }

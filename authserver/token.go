@@ -150,6 +150,13 @@ func contains(list []string, v string) bool {
 	return false
 }
 
+// userScopes are the OpenID Connect scopes (Core §3.1.2.1, §5.4, §11):
+// they ask for the signed-in user's identity or for access while the user
+// is away, so only a grant with a user can carry them.
+var userScopes = map[string]bool{
+	"openid": true, "profile": true, "email": true, "address": true, "phone": true, "offline_access": true,
+}
+
 // clientCredentialsGrant is RFC 6749 §4.4. Its tokens are stateless: each
 // gets a fresh grant id that is never stored, so a single token can still be
 // revoked by id.
@@ -161,8 +168,23 @@ func (g clientCredentialsGrant) handle(ctx context.Context, c *authenticatedClie
 	if c.Public {
 		return nil, errUnauthorizedClient("public clients cannot use client_credentials")
 	}
-	scopes, e := requestedScopes(p.get("scope"), c.Scopes)
+	// The token is the client's own, with no user behind it: OpenID
+	// scopes would promise an identity and a refresh that do not exist.
+	// Absent a scope parameter the ceiling is the client's API scopes;
+	// asking for an OpenID scope outright is invalid_scope.
+	ceiling := make([]string, 0, len(c.Scopes))
+	for _, sc := range c.Scopes {
+		if !userScopes[sc] {
+			ceiling = append(ceiling, sc)
+		}
+	}
+	scopes, e := requestedScopes(p.get("scope"), ceiling)
 	if e != nil {
+		for _, sc := range strings.Fields(p.get("scope")) {
+			if userScopes[sc] {
+				return nil, errInvalidScope("scope " + quoteParam(sc) + " needs a user; client_credentials has none")
+			}
+		}
 		return nil, e
 	}
 	gid, err := newID("cc_")

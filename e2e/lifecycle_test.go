@@ -60,7 +60,7 @@ func TestRevocationAndIntrospection(t *testing.T) {
 		return m
 	}
 	m := introspect(a, tokA)
-	if m["active"] != true || m["client_id"] != a.ClientID || m["scope"] != "read:invoices" || m["iss"] != n.URL || m["token_type"] != "access_token" {
+	if m["active"] != true || m["client_id"] != a.ClientID || m["scope"] != "read:invoices" || m["iss"] != n.URL || m["token_type"] != "Bearer" {
 		t.Errorf("introspection of own token: %v", m)
 	}
 	if m := introspect(b, tokA); m["active"] != false || len(m) != 1 {
