@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -25,9 +26,87 @@ import (
 // keys that must stay safe past 2030.
 const rsaBits = 3072
 
-// kidReloadInterval limits reloads of the key set caused by tokens with an
-// unknown kid, so that junk tokens cannot hammer the store.
-const kidReloadInterval = time.Second
+// Reloads of the key set for unknown kids (see kidGate).
+const (
+	// kidReloadInterval spaces reloads caused by unknown kids, so that
+	// junk tokens cannot hammer the store: at most ten a second per node.
+	// It is also the longest a genuine new kid waits during such a flood.
+	kidReloadInterval = 100 * time.Millisecond
+	// kidReloadTimeout bounds one such reload.
+	kidReloadTimeout = 2 * time.Second
+	// kidWait bounds how long a caller waits for the reload it needs: a
+	// safety net for a hung store, longer than interval plus timeout.
+	kidWait = kidReloadInterval + kidReloadTimeout + 500*time.Millisecond
+	// kidJunkMax bounds the negative cache of kids the store did not have;
+	// kidJunkLen is the longest kid it remembers (oauthgate's are 43
+	// characters).
+	kidJunkMax = 4096
+	kidJunkLen = 128
+)
+
+// kidGate coordinates the reloads of the key set that unknown kids cause.
+//
+// A kid this node does not know is either a key another node has just
+// created or junk, and only the store can tell. A key is stored before any
+// token signed with it exists, so a load of the key set that starts after
+// the token arrived finds its key: every caller with an unknown kid waits
+// (up to kidWait) for such a load, one it triggers, joins or that the
+// watcher runs, and answers from it. A key the store holds is therefore
+// never refused. Junk costs little: reloads for unknown kids run one at a
+// time, at most one per kidReloadInterval, and a kid such a load did not
+// find is remembered and refused at once afterwards.
+type kidGate struct {
+	mu sync.Mutex
+	// started counts loads of the key set begun; completed is the number
+	// of the latest one that succeeded. A caller arriving when started is
+	// n is answered by any load numbered above n.
+	started, completed uint64
+	// changed is closed and replaced whenever a load ends.
+	changed chan struct{}
+	// pending is set while a reload for unknown kids is scheduled or
+	// running; last is when the latest one started (by Config.clock).
+	pending bool
+	last    time.Time
+	// junk holds kids a load begun after their arrival did not find.
+	junk map[string]struct{}
+}
+
+// begin numbers a load of the key set that is about to read the store.
+func (g *kidGate) begin() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.started++
+	return g.started
+}
+
+// end records the outcome of load n and wakes the waiters.
+func (g *kidGate) end(n uint64, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ok && n > g.completed {
+		g.completed = n
+	}
+	g.wake()
+}
+
+// wake wakes every waiter; g.mu is held.
+func (g *kidGate) wake() {
+	if g.changed != nil {
+		close(g.changed)
+	}
+	g.changed = make(chan struct{})
+}
+
+// rememberJunk notes kid as unknown to the store; g.mu is held.
+func (g *kidGate) rememberJunk(kid string) {
+	if len(kid) > kidJunkLen {
+		return
+	}
+	if g.junk == nil || len(g.junk) >= kidJunkMax {
+		g.junk = make(map[string]struct{})
+	}
+	g.junk[kid] = struct{}{}
+}
 
 // KeyInfo describes a signing key for the admin API; it has no private
 // material.
@@ -242,8 +321,10 @@ func (s *Service) initKeys(ctx context.Context) error {
 func (s *Service) loadKeys(ctx context.Context) error {
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
+	n := s.kids.begin()
 	keys, err := s.store.ListKeys(ctx)
 	if err != nil {
+		s.kids.end(n, false)
 		return fmt.Errorf("loading key set: %w", err)
 	}
 	ks, errs := buildKeySet(keys)
@@ -268,35 +349,87 @@ func (s *Service) loadKeys(ctx context.Context) error {
 			}
 		}
 	}
+	s.kids.end(n, true)
 	return nil
 }
 
-// keyFor returns the verification key for kid. An unknown kid may be a key
-// another node has just created, so the key set is re-read, at most once
-// per kidReloadInterval across all callers, and the lookup retried once.
+// keyFor returns the verification key for kid: from the current snapshot
+// (no lock, no allocation), or after a reload of the key set when the kid
+// is unknown (see kidGate).
 func (s *Service) keyFor(kid string) *verifyKey {
 	if k := s.keys.Load().byKID[kid]; k != nil {
 		return k
 	}
-	s.kidMu.Lock()
-	defer s.kidMu.Unlock()
-	if k := s.keys.Load().byKID[kid]; k != nil {
-		return k // another caller reloaded meanwhile
-	}
-	now := time.Now()
-	if now.Sub(s.kidReload) < kidReloadInterval {
+	return s.keyAfterReload(kid)
+}
+
+// keyAfterReload waits for a load of the key set that began after the call
+// and returns kid's key from it, or nil when the store does not have it.
+func (s *Service) keyAfterReload(kid string) *verifyKey {
+	g := &s.kids
+	timeout := time.NewTimer(kidWait)
+	defer timeout.Stop()
+	g.mu.Lock()
+	if _, junk := g.junk[kid]; junk {
+		g.mu.Unlock()
 		return nil
 	}
-	s.kidReload = now
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := s.loadKeys(ctx); err != nil {
+	want := g.started + 1
+	for {
+		if k := s.keys.Load().byKID[kid]; k != nil {
+			g.mu.Unlock()
+			return k
+		}
+		if g.completed >= want {
+			g.rememberJunk(kid)
+			g.mu.Unlock()
+			return nil
+		}
+		if !g.pending {
+			g.pending = true
+			go s.reloadForKids(g.last.Add(kidReloadInterval).Sub(s.now()))
+		}
+		if g.changed == nil {
+			g.changed = make(chan struct{})
+		}
+		changed := g.changed
+		g.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timeout.C:
+			if ce := s.log.Check(zap.DebugLevel, "no key set reload in time for an unknown kid"); ce != nil {
+				ce.Write(zap.Duration("waited", kidWait))
+			}
+			return s.keys.Load().byKID[kid]
+		}
+		g.mu.Lock()
+	}
+}
+
+// reloadForKids reloads the key set for the callers waiting in
+// keyAfterReload, after delay (the throttle).
+func (s *Service) reloadForKids(delay time.Duration) {
+	if delay > 0 {
+		select {
+		case <-s.cfg.after(delay):
+		case <-s.life.Done():
+		}
+	}
+	s.kids.mu.Lock()
+	s.kids.last = s.now()
+	s.kids.mu.Unlock()
+	ctx, cancel := context.WithTimeout(s.life, kidReloadTimeout)
+	err := s.loadKeys(ctx)
+	cancel()
+	if err != nil {
 		if ce := s.log.Check(zap.DebugLevel, "reloading key set for unknown kid"); ce != nil {
 			ce.Write(zap.Error(err))
 		}
-		return nil
 	}
-	return s.keys.Load().byKID[kid]
+	s.kids.mu.Lock()
+	s.kids.pending = false
+	s.kids.wake() // waiters not answered by this load schedule the next
+	s.kids.mu.Unlock()
 }
 
 // JWKS returns the public JWK Set: the active key and the retired keys whose

@@ -54,8 +54,10 @@ type Config struct {
 	// Metrics receives the service's counters. Default: none.
 	Metrics *Metrics
 
-	// clock replaces time.Now in tests.
+	// clock replaces time.Now in tests; after replaces time.After where
+	// it paces work by that clock (the unknown-kid reload throttle).
 	clock func() time.Time
+	after func(time.Duration) <-chan time.Time
 }
 
 // Defaults of Config.
@@ -84,12 +86,11 @@ type Service struct {
 	m     metrics
 	now   func() time.Time
 
-	keys      atomic.Pointer[keySet]
-	keysMu    sync.Mutex      // serialises loadKeys
-	badKeys   map[string]bool // undecodable keys already logged; guarded by keysMu
-	kidMu     sync.Mutex      // serialises key reloads for unknown kids
-	kidReload time.Time       // last such reload; guarded by kidMu
-	rotateMu  sync.Mutex      // serialises Rotate on this node
+	keys     atomic.Pointer[keySet]
+	keysMu   sync.Mutex      // serialises loadKeys
+	badKeys  map[string]bool // undecodable keys already logged; guarded by keysMu
+	kids     kidGate         // reloads of the key set for unknown kids
+	rotateMu sync.Mutex      // serialises Rotate on this node
 
 	cache   *tokenCache
 	deny    atomic.Pointer[denyList]
@@ -119,6 +120,8 @@ type Service struct {
 	houseDown  bool
 	resync     bool
 
+	// life ends with Close; background work started on demand uses it.
+	life      context.Context
 	cancel    context.CancelFunc
 	done      chan struct{}
 	closeOnce sync.Once
@@ -168,6 +171,9 @@ func New(ctx context.Context, store tokenstore.Store, cfg Config) (*Service, err
 	if cfg.clock == nil {
 		cfg.clock = time.Now
 	}
+	if cfg.after == nil {
+		cfg.after = time.After
+	}
 	static, err := newStaticClients(cfg.StaticClients)
 	if err != nil {
 		return nil, fmt.Errorf("tokens: %w", err)
@@ -189,13 +195,13 @@ func New(ctx context.Context, store tokenstore.Store, cfg Config) (*Service, err
 		return nil, fmt.Errorf("tokens: creating token cache: %w", err)
 	}
 
+	wctx, cancel := context.WithCancel(ctx)
+	s.life, s.cancel = wctx, cancel
 	if err := s.load(ctx); err != nil {
+		cancel()
 		s.cache.close()
 		return nil, fmt.Errorf("tokens: %w", err)
 	}
-
-	wctx, cancel := context.WithCancel(ctx)
-	s.cancel = cancel
 	go s.watch(wctx)
 	return s, nil
 }
