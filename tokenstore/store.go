@@ -50,6 +50,9 @@ type Client struct {
 	Scopes []string
 	// RedirectURIs are compared by exact string match.
 	RedirectURIs []string
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser afterwards, also compared by exact string match.
+	PostLogoutRedirectURIs []string
 	// Businesses the client owns: a client-credentials token may act only for
 	// these.
 	Businesses []string

@@ -126,9 +126,11 @@ func sampleClient(id string) *tokenstore.Client {
 		GrantTypes:   []string{"authorization_code", "refresh_token"},
 		Scopes:       []string{"openid", "read:invoices"},
 		RedirectURIs: []string{"https://app.example/cb"},
-		Businesses:   []string{"biz1"},
-		CreatedAt:    at(0),
-		UpdatedAt:    at(0),
+		// Round-trips with the rest (migration 0002).
+		PostLogoutRedirectURIs: []string{"https://app.example/signed-out"},
+		Businesses:             []string{"biz1"},
+		CreatedAt:              at(0),
+		UpdatedAt:              at(0),
 	}
 }
 
@@ -350,7 +352,8 @@ func testClients(t *testing.T, s tokenstore.Store) {
 
 	upd := &tokenstore.Client{ID: "a", Name: "Renamed", GrantTypes: []string{"client_credentials"},
 		Scopes: []string{"write:invoices"}, Businesses: []string{"biz1", "biz2"}, FirstParty: true,
-		CreatedAt: at(time.Hour), UpdatedAt: at(time.Minute)}
+		PostLogoutRedirectURIs: []string{"https://app.example/bye", "https://app.example/bye?x=1"},
+		CreatedAt:              at(time.Hour), UpdatedAt: at(time.Minute)}
 	check(t, "UpdateClient", s.UpdateClient(ctx, upd))
 	got, err = s.GetClient(ctx, "a")
 	check(t, "GetClient", err)
