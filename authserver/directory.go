@@ -121,11 +121,24 @@ func (spec *UserSpec) normalize() error {
 }
 
 // CreateUser adds a user to the directory: tokenstore.ErrConflict when the
-// e-mail or id is taken. Businesses are created as needed; a business
-// given without a name keeps the name it has.
+// e-mail or id is taken. Businesses are created as needed. An existing
+// business keeps its name: other users may share it, so creating a user
+// never renames it, and a different name given for it is refused
+// (*nameError) before anything is written.
 func (s *Server) CreateUser(ctx context.Context, spec UserSpec) (*tokenstore.User, error) {
 	if err := spec.normalize(); err != nil {
 		return nil, &specError{err}
+	}
+	return s.createUser(ctx, spec, true)
+}
+
+// createUser is CreateUser on a normalized spec; strict refuses a business
+// named otherwise than it is.
+func (s *Server) createUser(ctx context.Context, spec UserSpec, strict bool) (*tokenstore.User, error) {
+	if strict {
+		if err := s.checkBusinessNames(ctx, spec.Businesses); err != nil {
+			return nil, err
+		}
 	}
 	hash := spec.PasswordHash
 	if hash == "" {
@@ -140,7 +153,7 @@ func (s *Server) CreateUser(ctx context.Context, spec UserSpec) (*tokenstore.Use
 			return nil, err
 		}
 	}
-	if err := s.upsertBusinesses(ctx, spec.Businesses); err != nil {
+	if err := s.ensureBusinesses(ctx, spec.Businesses, strict); err != nil {
 		return nil, err
 	}
 	u := &tokenstore.User{ID: spec.ID, Email: spec.Email, Name: spec.Name, PasswordHash: hash,
@@ -158,7 +171,8 @@ func (s *Server) CreateUser(ctx context.Context, spec UserSpec) (*tokenstore.Use
 // EnsureUser makes the directory hold the user as declared in the
 // configuration: created when its e-mail is unknown, otherwise brought up
 // to date (name, password, businesses, current business). The password is
-// hashed again only when it changed.
+// hashed again only when it changed. A business's declared name is the
+// name it is created with; an existing business keeps the one it has.
 func (s *Server) EnsureUser(ctx context.Context, spec UserSpec) error {
 	if err := spec.normalize(); err != nil {
 		return err
@@ -169,7 +183,7 @@ func (s *Server) EnsureUser(ctx context.Context, spec UserSpec) error {
 			sum := sha256.Sum256([]byte(spec.Email))
 			spec.ID = "usr_" + hex.EncodeToString(sum[:12])
 		}
-		_, err = s.CreateUser(ctx, spec)
+		_, err = s.createUser(ctx, spec, false)
 		if !errors.Is(err, tokenstore.ErrConflict) {
 			return err
 		}
@@ -191,7 +205,7 @@ func (s *Server) EnsureUser(ctx context.Context, spec UserSpec) error {
 			return err
 		}
 	}
-	if err := s.upsertBusinesses(ctx, spec.Businesses); err != nil {
+	if err := s.ensureBusinesses(ctx, spec.Businesses, false); err != nil {
 		return err
 	}
 	if u.Name != spec.Name || u.PasswordHash != hash || u.CurrentBusiness != spec.CurrentBusiness {
@@ -203,22 +217,59 @@ func (s *Server) EnsureUser(ctx context.Context, spec UserSpec) error {
 	return s.store.SetMemberships(ctx, u.ID, businessIDs(spec.Businesses))
 }
 
-// upsertBusinesses creates the businesses, renaming those given a name.
-func (s *Server) upsertBusinesses(ctx context.Context, bs []BusinessSpec) error {
+// nameError refuses a business named otherwise than it is: renaming is
+// the business endpoint's job, never a side effect of creating a user.
+type nameError struct{ id, have, want string }
+
+func (e *nameError) Error() string {
+	return fmt.Sprintf("business %q exists, named %q, not %q: give its id alone, or rename it first (POST /oauthgate/businesses, caddy oauthgate business create)",
+		e.id, e.have, e.want)
+}
+
+// checkBusinessNames refuses, before anything is written, a name that
+// differs from the one an existing business has.
+func (s *Server) checkBusinessNames(ctx context.Context, bs []BusinessSpec) error {
+	for _, b := range bs {
+		if b.Name == "" {
+			continue
+		}
+		have, err := s.store.GetBusiness(ctx, b.ID)
+		switch {
+		case errors.Is(err, tokenstore.ErrNotFound):
+		case err != nil:
+			return err
+		case have.Name != b.Name:
+			return &nameError{id: b.ID, have: have.Name, want: b.Name}
+		}
+	}
+	return nil
+}
+
+// ensureBusinesses creates the businesses that do not exist yet, named as
+// given (or after their id). It never renames one; strict refuses a
+// business that another request created meanwhile with another name.
+func (s *Server) ensureBusinesses(ctx context.Context, bs []BusinessSpec, strict bool) error {
 	for _, b := range bs {
 		name := b.Name
 		if name == "" {
-			_, err := s.store.GetBusiness(ctx, b.ID)
-			switch {
-			case err == nil:
-				continue
-			case !errors.Is(err, tokenstore.ErrNotFound):
-				return err
-			}
 			name = b.ID
 		}
-		if err := s.store.UpsertBusiness(ctx, &tokenstore.Business{ID: b.ID, Name: name}); err != nil {
+		err := s.store.CreateBusiness(ctx, &tokenstore.Business{ID: b.ID, Name: name})
+		if !errors.Is(err, tokenstore.ErrConflict) {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if !strict || b.Name == "" {
+			continue
+		}
+		have, err := s.store.GetBusiness(ctx, b.ID)
+		if err != nil {
 			return err
+		}
+		if have.Name != b.Name {
+			return &nameError{id: b.ID, have: have.Name, want: b.Name}
 		}
 	}
 	return nil
@@ -255,9 +306,13 @@ func (s *Server) adminCreateUser(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := s.CreateUser(r.Context(), spec)
 	var se *specError
+	var ne *nameError
 	switch {
 	case errors.As(err, &se):
 		adminError(w, http.StatusBadRequest, se.Error())
+		return
+	case errors.As(err, &ne):
+		adminError(w, http.StatusConflict, "creating user: "+ne.Error())
 		return
 	case errors.Is(err, tokenstore.ErrConflict):
 		adminError(w, http.StatusConflict, "creating user: a user with this e-mail or id already exists")

@@ -59,7 +59,7 @@ func addDirectoryCommands(cmd *cobra.Command, af *adminFlags) {
 	create.Flags().StringVar(&spec.Email, "email", "", "E-mail address the user signs in with (required)")
 	create.Flags().StringVar(&spec.Name, "name", "", "Name shown on the consent screen")
 	create.Flags().StringVar(&spec.Password, "password", "", "Password (visible to other local users: prefer standard input)")
-	create.Flags().StringArrayVar(&businesses, "business", nil, "A business the user administers, as <id> or <id>=<name>; repeat for more (required)")
+	create.Flags().StringArrayVar(&businesses, "business", nil, "A business the user administers, as <id> or <id>=<name>; repeat for more (required). The name is a new business's: an existing one keeps its own, and a different name is refused (rename with `business create`)")
 	create.Flags().StringVar(&spec.CurrentBusiness, "current-business", "", "The business preselected on the consent screen (default: the first)")
 	_ = create.MarkFlagRequired("email")
 	_ = create.MarkFlagRequired("business")

@@ -161,3 +161,69 @@ func TestDirectoryAdmin(t *testing.T) {
 		t.Errorf("session of a deleted user: %d %v", p.StatusCode, p.Location)
 	}
 }
+
+// TestUserCreateKeepsBusinessNames: creating a user never renames a
+// business other users share. A name that differs from the business's is
+// refused with 409 by the admin API and by the CLI, before anything is
+// written; the same name, or the id alone, is accepted.
+func TestUserCreateKeepsBusinessNames(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	acmeName := func() string {
+		t.Helper()
+		st, body := adminRaw(t, n, "GET", "/oauthgate/businesses", "")
+		var bs []struct{ ID, Name string }
+		if err := json.Unmarshal([]byte(body), &bs); st != 200 || err != nil {
+			t.Fatalf("list businesses: %d %s", st, body)
+		}
+		for _, b := range bs {
+			if b.ID == "biz_acme" {
+				return b.Name
+			}
+		}
+		t.Fatalf("biz_acme is gone: %s", body)
+		return ""
+	}
+	if got := acmeName(); got != "Acme Ltd" {
+		t.Fatalf("the demo business is named %q", got)
+	}
+	st, body := adminRaw(t, n, "POST", "/oauthgate/users", `{"email": "eve@example.com", "password": "long-enough",
+		"businesses": [{"id": "biz_new", "name": "New Co"}, {"id": "biz_acme", "name": "Acme"}]}`)
+	if st != http.StatusConflict || !strings.Contains(body, "Acme Ltd") {
+		t.Errorf("a user naming biz_acme otherwise: %d %s", st, body)
+	}
+	if got := acmeName(); got != "Acme Ltd" {
+		t.Errorf("creating a user renamed biz_acme to %q", got)
+	}
+	if st, _ := adminRaw(t, n, "GET", "/oauthgate/users/eve@example.com", ""); st != 404 {
+		t.Errorf("the refused user exists: %d", st)
+	}
+	if st, body := adminRaw(t, n, "GET", "/oauthgate/businesses", ""); st != 200 || strings.Contains(body, "biz_new") {
+		t.Errorf("the refused request created a business: %s", body)
+	}
+
+	addr := strings.TrimPrefix(n.Admin, "http://")
+	cmd := exec.Command(caddyBin, "oauthgate", "user", "create", "--email", "eve@example.com", "--business", "biz_acme=Acme", "--address", addr)
+	cmd.Stdin = strings.NewReader("long-enough\n")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "409") {
+		t.Errorf("CLI user create --business biz_acme=Acme: %v\n%s", err, out)
+	}
+	if got := acmeName(); got != "Acme Ltd" {
+		t.Errorf("the CLI renamed biz_acme to %q", got)
+	}
+
+	// The same name, or the id alone, joins the business as it is.
+	if st, body := adminRaw(t, n, "POST", "/oauthgate/users", `{"email": "eve@example.com", "password": "long-enough",
+		"businesses": [{"id": "biz_acme", "name": "Acme Ltd"}]}`); st != 201 {
+		t.Errorf("the business's own name: %d %s", st, body)
+	}
+	cmd = exec.Command(caddyBin, "oauthgate", "user", "create", "--email", "mallory@example.com", "--business", "biz_acme",
+		"--business", "biz_lab=Research Lab", "--address", addr)
+	cmd.Stdin = strings.NewReader("long-enough\n")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Research Lab") || !strings.Contains(string(out), "Acme Ltd") {
+		t.Errorf("CLI user create with the id alone: %v\n%s", err, out)
+	}
+	if got := acmeName(); got != "Acme Ltd" {
+		t.Errorf("biz_acme is now %q", got)
+	}
+}

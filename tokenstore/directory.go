@@ -140,6 +140,22 @@ func (s *store) UpsertBusiness(ctx context.Context, b *Business) error {
 	return fail(op, err)
 }
 
+// CreateBusiness stores a new business, filling a zero CreatedAt with now:
+// ErrConflict when the id is taken.
+func (s *store) CreateBusiness(ctx context.Context, b *Business) error {
+	const op = "creating business"
+	if b.ID == "" {
+		return errors.New(op + ": empty id")
+	}
+	if b.CreatedAt.IsZero() {
+		b.CreatedAt = time.Now()
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	_, err := s.read().exec(ctx, `INSERT INTO businesses (id, name, created_at) VALUES (?, ?, ?)`, b.ID, b.Name, ms(b.CreatedAt))
+	return fail(op, err)
+}
+
 // GetBusiness returns the business or ErrNotFound.
 func (s *store) GetBusiness(ctx context.Context, id string) (*Business, error) {
 	ctx, cancel := s.bound(ctx)

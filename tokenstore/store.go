@@ -278,6 +278,9 @@ type Directory interface {
 	DeleteUser(ctx context.Context, id string) error
 	// UpsertBusiness creates b or renames it.
 	UpsertBusiness(ctx context.Context, b *Business) error
+	// CreateBusiness creates b: ErrConflict when its id exists, whose name
+	// is then left alone.
+	CreateBusiness(ctx context.Context, b *Business) error
 	GetBusiness(ctx context.Context, id string) (*Business, error)
 	// ListBusinesses returns every business ordered by ID.
 	ListBusinesses(ctx context.Context) ([]*Business, error)

@@ -888,6 +888,17 @@ func testBusinesses(t *testing.T, s tokenstore.Store) {
 	list, err := s.ListBusinesses(ctx)
 	check(t, "ListBusinesses", err)
 	equal(t, "ListBusinesses (by id)", list, []*tokenstore.Business{b1, got})
+
+	// CreateBusiness never renames: a taken id is ErrConflict.
+	wantErr(t, "CreateBusiness of a taken id", s.CreateBusiness(ctx, &tokenstore.Business{ID: "biz2", Name: "Zwei"}), tokenstore.ErrConflict)
+	got, err = s.GetBusiness(ctx, "biz2")
+	check(t, "GetBusiness", err)
+	equal(t, "a refused CreateBusiness leaves the name", got.Name, "Deux")
+	b3 := &tokenstore.Business{ID: "biz3", Name: "Three", CreatedAt: at(2 * time.Second)}
+	check(t, "CreateBusiness", s.CreateBusiness(ctx, b3))
+	got, err = s.GetBusiness(ctx, "biz3")
+	check(t, "GetBusiness", err)
+	equal(t, "CreateBusiness", got, b3)
 }
 
 func testMemberships(t *testing.T, s tokenstore.Store) {
