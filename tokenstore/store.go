@@ -176,7 +176,7 @@ const (
 // Change is one entry of the change feed.
 type Change struct {
 	Seq  int64
-	Kind string // ChangeRevocation, ChangeClient, ChangeKeys, ChangeUser
+	Kind string // ChangeRevocation, ChangeClient, ChangeKeys, ChangeUser, ChangeFailures
 	Key  string // the revoked or changed id; empty for ChangeKeys
 }
 
@@ -186,6 +186,9 @@ const (
 	ChangeClient     = "client"     // Key: client id (created, updated, deleted, businesses changed)
 	ChangeKeys       = "keys"       // the signing key set changed
 	ChangeUser       = "user"       // Key: user id
+	// ChangeFailures: Key is FailuresChangeKey of the new count (see
+	// ParseFailuresChange).
+	ChangeFailures = "failures"
 )
 
 // Clients stores registered clients.
@@ -307,10 +310,25 @@ type Feed interface {
 	// may have been recorded: by this process, or (PostgreSQL) by any node via
 	// LISTEN/NOTIFY. It is a hint; ChangesSince is the truth.
 	Wakeup() <-chan struct{}
-	// Prune deletes codes, refresh tokens and revocations expired at now,
-	// and changes older than ChangeRetention before now except the newest
-	// (so LastChange never goes back).
+	// Prune deletes codes, refresh tokens, revocations and failure records
+	// expired at now, and changes older than ChangeRetention before now
+	// except the newest (so LastChange never goes back).
 	Prune(ctx context.Context, now time.Time) error
+}
+
+// AuthFailures counts failed authentications per key for throttling.
+type AuthFailures interface {
+	// RecordFailures adds one failure to each key, in one transaction, and
+	// returns the new counts in the order of keys. A key whose last failure
+	// is before since counts from 1 again. The records expire at expires
+	// (or later, if they already did). Every new count is announced on the
+	// change feed.
+	RecordFailures(ctx context.Context, keys []string, now, since, expires time.Time) ([]Failures, error)
+	// ClearFailures deletes the records of keys, announcing each deleted one
+	// on the change feed with a count of 0 at now.
+	ClearFailures(ctx context.Context, keys []string, now time.Time) error
+	// ListFailures returns the records unexpired at now, ordered by key.
+	ListFailures(ctx context.Context, now time.Time) ([]Failures, error)
 }
 
 // Store is every concern at once, as opened by Open.
@@ -321,6 +339,7 @@ type Store interface {
 	Consents
 	Keys
 	Directory
+	AuthFailures
 	Feed
 	// Ping checks the database can be reached.
 	Ping(ctx context.Context) error

@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"Businesses", testBusinesses},
 		{"Memberships", testMemberships},
 		{"Revocations", testRevocations},
+		{"Failures", testFailures},
 		{"ChangeFeed", testChangeFeed},
 		{"Wakeup", testWakeup},
 		{"Prune", testPrune},
@@ -67,6 +68,7 @@ func RunConcurrent(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"RotateRefreshToken", testConcurrentRotate},
 		{"InitKey", testConcurrentInitKey},
 		{"CreateVersusRevokeGrant", testConcurrentCreateRevoke},
+		{"RecordFailures", testConcurrentRecordFailures},
 	}.run(t, open)
 }
 
@@ -507,6 +509,49 @@ func testConcurrentConsumeCode(t *testing.T, s tokenstore.Store) {
 			t.Fatalf("goroutine %d got %+v, want the code used at %v", i, g, got[w].UsedAt)
 		}
 	}
+}
+
+// testConcurrentRecordFailures: nodes counting failures of one key
+// together lose none, and the feed carries the counts in order.
+func testConcurrentRecordFailures(t *testing.T, s tokenstore.Store) {
+	warm(t, s)
+	const n = 20
+	now := time.Now()
+	seq := last(t, s)
+	counts := make([]int, n)
+	errs := race(n, func(i int) error {
+		got, err := s.RecordFailures(context.Background(), []string{"k", fmt.Sprint("other", i)}, now, now.Add(-time.Hour), now.Add(time.Hour))
+		if err == nil {
+			counts[i] = got[0].Count
+		}
+		return err
+	})
+	for _, err := range errs {
+		check(t, "RecordFailures", err)
+	}
+	seen := make(map[int]bool)
+	for _, c := range counts {
+		seen[c] = true
+	}
+	for c := 1; c <= n; c++ {
+		if !seen[c] {
+			t.Fatalf("counts %v: %d missing", counts, c)
+		}
+	}
+	cs, err := s.ChangesSince(t.Context(), seq, 0)
+	check(t, "ChangesSince", err)
+	want := 1
+	for _, c := range cs {
+		f, ok := tokenstore.ParseFailuresChange(c.Key)
+		if !ok || f.Key != "k" {
+			continue
+		}
+		if f.Count != want {
+			t.Fatalf("feed carries count %d where %d was due", f.Count, want)
+		}
+		want++
+	}
+	equal(t, "counts in the feed", want-1, n)
 }
 
 func testGrants(t *testing.T, s tokenstore.Store) {
@@ -986,6 +1031,92 @@ func testRevocations(t *testing.T, s tokenstore.Store) {
 	} {
 		if err := s.AddRevocation(ctx, r); err == nil {
 			t.Fatalf("AddRevocation(%+v) succeeded", r)
+		}
+	}
+}
+
+func testFailures(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Millisecond).UTC()
+	expires := now.Add(time.Hour)
+	seq := last(t, s)
+	record := func(at time.Time, keys ...string) []tokenstore.Failures {
+		t.Helper()
+		got, err := s.RecordFailures(ctx, keys, at, at.Add(-15*time.Minute), at.Add(time.Hour))
+		check(t, "RecordFailures", err)
+		return got
+	}
+
+	equal(t, "first failures", record(now, "a:1", "ip:1"), []tokenstore.Failures{
+		{Key: "a:1", Count: 1, LastAt: now, ExpiresAt: expires},
+		{Key: "ip:1", Count: 1, LastAt: now, ExpiresAt: expires}})
+	record(now.Add(time.Second), "a:1")
+	got := record(now.Add(2*time.Second), "a:1")
+	equal(t, "third failure counts 3", got, []tokenstore.Failures{
+		{Key: "a:1", Count: 3, LastAt: now.Add(2 * time.Second), ExpiresAt: expires.Add(2 * time.Second)}})
+	// A failure recorded with an older clock (another node's) counts but
+	// moves neither the last failure nor the expiry back.
+	got = record(now.Add(time.Second), "a:1")
+	equal(t, "failure from a slower clock", got, []tokenstore.Failures{
+		{Key: "a:1", Count: 4, LastAt: now.Add(2 * time.Second), ExpiresAt: expires.Add(2 * time.Second)}})
+
+	list, err := s.ListFailures(ctx, now)
+	check(t, "ListFailures", err)
+	equal(t, "ListFailures", list, []tokenstore.Failures{
+		{Key: "a:1", Count: 4, LastAt: now.Add(2 * time.Second), ExpiresAt: expires.Add(2 * time.Second)},
+		{Key: "ip:1", Count: 1, LastAt: now, ExpiresAt: expires}})
+	list, err = s.ListFailures(ctx, expires.Add(time.Second))
+	check(t, "ListFailures later", err)
+	equal(t, "ListFailures once ip:1 expired", len(list), 1)
+
+	// A failure after a quiet spell longer than the window counts from 1.
+	later := now.Add(20 * time.Minute)
+	equal(t, "failure after the window", record(later, "a:1"), []tokenstore.Failures{
+		{Key: "a:1", Count: 1, LastAt: later, ExpiresAt: later.Add(time.Hour)}})
+
+	check(t, "ClearFailures", s.ClearFailures(ctx, []string{"a:1", "unknown"}, later))
+	list, err = s.ListFailures(ctx, now)
+	check(t, "ListFailures after clearing", err)
+	equal(t, "ListFailures after clearing", list, []tokenstore.Failures{
+		{Key: "ip:1", Count: 1, LastAt: now, ExpiresAt: expires}})
+
+	// Every count reaches the feed, in order, and decodes; clearing an
+	// unknown key announces nothing.
+	var feed []tokenstore.Failures
+	cs, err := s.ChangesSince(ctx, seq, 0)
+	check(t, "ChangesSince", err)
+	for _, c := range cs {
+		if c.Kind != tokenstore.ChangeFailures {
+			t.Fatalf("unexpected change %+v", c)
+		}
+		f, ok := tokenstore.ParseFailuresChange(c.Key)
+		if !ok {
+			t.Fatalf("ParseFailuresChange(%q) failed", c.Key)
+		}
+		feed = append(feed, f)
+	}
+	ms := func(d time.Duration) time.Time { return now.Add(d) }
+	equal(t, "feed", feed, []tokenstore.Failures{
+		{Key: "a:1", Count: 1, LastAt: ms(0)}, {Key: "ip:1", Count: 1, LastAt: ms(0)},
+		{Key: "a:1", Count: 2, LastAt: ms(time.Second)}, {Key: "a:1", Count: 3, LastAt: ms(2 * time.Second)},
+		{Key: "a:1", Count: 4, LastAt: ms(2 * time.Second)}, {Key: "a:1", Count: 1, LastAt: later},
+		{Key: "a:1", Count: 0, LastAt: later}})
+
+	// Prune deletes expired records.
+	check(t, "Prune", s.Prune(ctx, expires.Add(time.Second)))
+	list, err = s.ListFailures(ctx, time.Time{})
+	check(t, "ListFailures after Prune", err)
+	equal(t, "records after Prune", len(list), 0)
+
+	// Keys the feed encoding cannot carry are refused.
+	for _, k := range []string{"", "a b", "a\n", strings.Repeat("k", 129)} {
+		if _, err := s.RecordFailures(ctx, []string{k}, now, now, expires); err == nil {
+			t.Fatalf("RecordFailures(%q) succeeded", k)
+		}
+	}
+	for _, bad := range []string{"", "k", "k 1", "k x 1", "k 1 x", "k -1 5"} {
+		if _, ok := tokenstore.ParseFailuresChange(bad); ok {
+			t.Fatalf("ParseFailuresChange(%q) succeeded", bad)
 		}
 	}
 }
