@@ -49,6 +49,9 @@ type Config struct {
 	// StaticClients are declared in configuration and take precedence over
 	// stored clients with the same ID.
 	StaticClients []*tokenstore.Client
+	// Followers keep state of their own current from the change feed this
+	// Service follows (the store's Wakeup has room for one reader).
+	Followers []Follower
 	// Logger receives the service's logs. Default: zap.NewNop().
 	Logger *zap.Logger
 	// Metrics receives the service's counters. Default: none.
@@ -219,6 +222,9 @@ func (s *Service) load(ctx context.Context) error {
 		return err
 	}
 	if err := s.reloadRevocations(ctx); err != nil {
+		return err
+	}
+	if err := s.reloadFollowers(ctx); err != nil {
 		return err
 	}
 	s.feedOK.Store(s.now().UnixNano())

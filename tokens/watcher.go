@@ -14,6 +14,26 @@ import (
 // feedBatch is how many changes are read per query.
 const feedBatch = 1000
 
+// Follower keeps state of its own current from the change feed a Service
+// follows, as the sign-in and client-authentication throttle does.
+type Follower interface {
+	// Reload reads the follower's whole state from the store: at start,
+	// and whenever changes may have been missed.
+	Reload(ctx context.Context) error
+	// Apply is handed every batch of changes, oldest first, before the
+	// feed position moves past them. Reapplying a change is harmless.
+	Apply(changes []tokenstore.Change)
+}
+
+func (s *Service) reloadFollowers(ctx context.Context) error {
+	for _, f := range s.cfg.Followers {
+		if err := f.Reload(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // watch follows the change feed until ctx ends: on every wakeup from the
 // store and every PollInterval, plus housekeeping every minute.
 func (s *Service) watch(ctx context.Context) {
@@ -140,6 +160,9 @@ func (s *Service) apply(ctx context.Context, changes []tokenstore.Change) error 
 			return err
 		}
 	}
+	for _, f := range s.cfg.Followers {
+		f.Apply(changes)
+	}
 	s.seq.Store(changes[len(changes)-1].Seq)
 	return nil
 }
@@ -166,6 +189,9 @@ func (s *Service) fullResync(ctx context.Context) error {
 		return err
 	}
 	if err := s.loadKeys(ctx); err != nil {
+		return err
+	}
+	if err := s.reloadFollowers(ctx); err != nil {
 		return err
 	}
 	s.clients.clear()
