@@ -9,14 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oauthgate/oauthgate/internal/oautherr"
 	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
-)
-
-// OIDC Core §3.1.2.6 codes for request objects, which are not supported.
-const (
-	codeRequestNotSupported    = "request_not_supported"
-	codeRequestURINotSupported = "request_uri_not_supported"
 )
 
 // authzRequest is a validated authorization request (RFC 6749 §4.1.1,
@@ -59,7 +54,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		if err := r.ParseForm(); err != nil {
 			s.renderError(w, &pageError{Status: http.StatusBadRequest, Title: "Invalid request",
-				Message: "The authorization request could not be read.", Code: codeInvalidRequest})
+				Message: "The authorization request could not be read.", Code: oautherr.InvalidRequest.Code})
 			return
 		}
 		q = r.PostForm
@@ -84,7 +79,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 // errors for the redirect URI, and req is set.
 func (s *Server) parseAuthorize(ctx context.Context, q url.Values) (*authzRequest, *pageError, *Error) {
 	badRequest := func(msg string) *pageError {
-		return &pageError{Status: http.StatusBadRequest, Title: "This link is not valid", Message: msg, Code: codeInvalidRequest}
+		return &pageError{Status: http.StatusBadRequest, Title: "This link is not valid", Message: msg, Code: oautherr.InvalidRequest.Code}
 	}
 	if len(q["client_id"]) != 1 || q.Get("client_id") == "" {
 		return nil, badRequest("The application did not identify itself (the client_id parameter is missing or repeated)."), nil
@@ -93,7 +88,7 @@ func (s *Server) parseAuthorize(ctx context.Context, q url.Values) (*authzReques
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
 		return nil, &pageError{Status: http.StatusBadRequest, Title: "Unknown application",
-			Message: "The application that sent you here is not registered. Contact its developer.", Code: codeInvalidClient}, nil
+			Message: "The application that sent you here is not registered. Contact its developer.", Code: oautherr.InvalidClient.Code}, nil
 	case err != nil:
 		return nil, s.unavailablePage(err), nil
 	}
@@ -109,7 +104,7 @@ func (s *Server) parseAuthorize(ctx context.Context, q url.Values) (*authzReques
 	case !contains(c.RedirectURIs, uris[0]):
 		return nil, &pageError{Status: http.StatusBadRequest, Title: "Unregistered redirect address",
 			Message: "The application asked to return you to an address it has not registered, so you were not sent there.",
-			Code:    codeInvalidRequest}, nil
+			Code:    oautherr.InvalidRequest.Code}, nil
 	default:
 		req.redirectURI, req.redirectSent = uris[0], true
 	}
@@ -132,17 +127,17 @@ func (s *Server) validateAuthorize(req *authzRequest, q url.Values) *Error {
 		return errInvalidRequest("state is longer than " + strconv.Itoa(maxStateLen) + " characters")
 	}
 	if q.Has("request") {
-		return &Error{Code: codeRequestNotSupported, Description: "request objects are not supported", Status: http.StatusBadRequest}
+		return oautherr.RequestNotSupported
 	}
 	if q.Has("request_uri") {
-		return &Error{Code: codeRequestURINotSupported, Description: "request_uri is not supported", Status: http.StatusBadRequest}
+		return oautherr.RequestURINotSupported
 	}
 	switch rt := q.Get("response_type"); rt {
 	case "code":
 	case "":
 		return errInvalidRequest("response_type is required")
 	default:
-		return &Error{Code: codeUnsupportedResponseType, Description: "only response_type=code is supported", Status: http.StatusBadRequest}
+		return oautherr.UnsupportedResponseType
 	}
 	if rm := q.Get("response_mode"); rm != "" && rm != "query" {
 		return errInvalidRequest("only response_mode=query is supported")
@@ -246,7 +241,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, req *authzReq
 		(acct != nil && req.maxAge >= 0 && (acct.AuthTime.IsZero() || time.Since(acct.AuthTime) > time.Duration(req.maxAge)*time.Second))
 	if acct == nil || force {
 		if req.hasPrompt("none") {
-			s.redirectError(w, req, &Error{Code: codeLoginRequired, Description: "the user is not signed in", Status: http.StatusBadRequest})
+			s.redirectError(w, req, oautherr.LoginRequired)
 			return
 		}
 		s.observeAuthorization(outcomeSignIn)
@@ -254,7 +249,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, req *authzReq
 		return
 	}
 	if len(acct.Businesses) == 0 {
-		s.redirectError(w, req, &Error{Code: codeAccessDenied, Description: "the user administers no business", Status: http.StatusBadRequest})
+		s.redirectError(w, req, oautherr.AccessDenied.WithDescription("the user administers no business"))
 		return
 	}
 	business, ok, err := s.rememberedBusiness(r.Context(), acct, req)
@@ -267,7 +262,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, req *authzReq
 		return
 	}
 	if req.hasPrompt("none") {
-		s.redirectError(w, req, &Error{Code: codeConsentRequired, Description: "the user has not consented to this request", Status: http.StatusBadRequest})
+		s.redirectError(w, req, oautherr.ConsentRequired)
 		return
 	}
 	handle, err := s.signPending(req, acct)
@@ -427,7 +422,7 @@ func (s *Server) signPending(req *authzRequest, acct *account) (string, error) {
 
 func (s *Server) readPending(raw string) (*pending, url.Values, *pageError) {
 	expired := &pageError{Status: http.StatusBadRequest, Title: "This request has expired",
-		Message: "Go back to the application and start again.", Code: codeInvalidRequest}
+		Message: "Go back to the application and start again.", Code: oautherr.InvalidRequest.Code}
 	var p pending
 	if raw == "" || s.tokens.VerifyInternal(raw, pendingTyp, &p) != nil {
 		return nil, nil, expired

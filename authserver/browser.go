@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/oauthgate/oauthgate/internal/oautherr"
 )
 
 // initBrowser prepares what the browser-facing endpoints need: the pages
@@ -148,5 +150,5 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, name string)
 func methodNotAllowed(s *Server, w http.ResponseWriter, allow string) {
 	w.Header().Set("Allow", allow)
 	s.renderError(w, &pageError{Status: http.StatusMethodNotAllowed, Title: "Method not allowed",
-		Message: "This page cannot be used that way.", Code: codeInvalidRequest})
+		Message: "This page cannot be used that way.", Code: oautherr.InvalidRequest.Code})
 }

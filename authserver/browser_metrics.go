@@ -3,6 +3,7 @@ package authserver
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oauthgate/oauthgate/internal/oautherr"
 	"github.com/oauthgate/oauthgate/internal/promreg"
 )
 
@@ -42,11 +43,9 @@ const (
 )
 
 // authorizationErrors bounds the outcome label to known codes.
-var authorizationErrors = map[string]bool{
-	codeInvalidRequest: true, codeUnauthorizedClient: true, codeAccessDenied: true, codeUnsupportedResponseType: true,
-	codeInvalidScope: true, codeServerError: true, codeTemporarilyUnavailable: true, codeLoginRequired: true,
-	codeConsentRequired: true, codeRequestNotSupported: true, codeRequestURINotSupported: true,
-}
+var authorizationErrors = oautherr.Codes(oautherr.InvalidRequest, oautherr.UnauthorizedClient, oautherr.AccessDenied,
+	oautherr.UnsupportedResponseType, oautherr.InvalidScope, oautherr.ServerError, oautherr.TemporarilyUnavailable,
+	oautherr.LoginRequired, oautherr.ConsentRequired, oautherr.RequestNotSupported, oautherr.RequestURINotSupported)
 
 func outcomeFor(code string) string {
 	if authorizationErrors[code] {

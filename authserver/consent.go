@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oauthgate/oauthgate/internal/oautherr"
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
 
@@ -82,7 +83,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, err := s.csrfSecret(w, r)
 	if err != nil {
-		s.renderError(w, &pageError{Status: http.StatusInternalServerError, Title: "Something went wrong", Message: "Please try again.", Code: codeServerError})
+		s.renderError(w, &pageError{Status: http.StatusInternalServerError, Title: "Something went wrong", Message: "Please try again.", Code: oautherr.ServerError.Code})
 		return
 	}
 	s.render(w, http.StatusOK, "consent", pageData{
@@ -132,7 +133,7 @@ func (s *Server) consentView(ctx context.Context, req *authzRequest, acct *accou
 func (s *Server) decideConsent(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	if err := r.ParseForm(); err != nil {
-		s.renderError(w, &pageError{Status: http.StatusBadRequest, Title: "Invalid request", Message: "The form could not be read.", Code: codeInvalidRequest})
+		s.renderError(w, &pageError{Status: http.StatusBadRequest, Title: "Invalid request", Message: "The form could not be read.", Code: oautherr.InvalidRequest.Code})
 		return
 	}
 	f := r.PostForm
@@ -143,7 +144,7 @@ func (s *Server) decideConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	forbidden := &pageError{Status: http.StatusForbidden, Title: "Request refused",
 		Message: "This form was not sent from your consent page, or your sign-in changed. Go back to the application and start again.",
-		Code:    codeAccessDenied}
+		Code:    oautherr.AccessDenied.Code}
 	acct, err := s.identity.signedIn(r)
 	if err != nil {
 		s.renderError(w, s.unavailablePage(err))
@@ -164,12 +165,12 @@ func (s *Server) decideConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	switch f.Get("decision") {
 	case "deny":
-		s.redirectError(w, req, &Error{Code: codeAccessDenied, Description: "the user denied the request", Status: http.StatusForbidden})
+		s.redirectError(w, req, oautherr.AccessDenied.WithDescription("the user denied the request"))
 	case "allow":
 		business := f.Get("business_id")
 		if !acct.administers(business) {
 			s.renderError(w, &pageError{Status: http.StatusBadRequest, Title: "Choose a business",
-				Message: "The business chosen is not one you administer.", Code: codeInvalidRequest})
+				Message: "The business chosen is not one you administer.", Code: oautherr.InvalidRequest.Code})
 			return
 		}
 		if err := s.rememberConsent(r.Context(), acct.ID, req, business); err != nil {
@@ -178,7 +179,7 @@ func (s *Server) decideConsent(w http.ResponseWriter, r *http.Request) {
 		}
 		s.issueCode(w, r.Context(), req, acct, business)
 	default:
-		s.renderError(w, &pageError{Status: http.StatusBadRequest, Title: "Invalid request", Message: "Choose Allow or Deny.", Code: codeInvalidRequest})
+		s.renderError(w, &pageError{Status: http.StatusBadRequest, Title: "Invalid request", Message: "Choose Allow or Deny.", Code: oautherr.InvalidRequest.Code})
 	}
 }
 

@@ -3,6 +3,7 @@ package authserver
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oauthgate/oauthgate/internal/oautherr"
 	"github.com/oauthgate/oauthgate/internal/promreg"
 )
 
@@ -45,10 +46,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 // knownErrors bounds the error label to RFC codes.
-var knownErrors = map[string]bool{
-	codeInvalidRequest: true, codeInvalidClient: true, codeInvalidGrant: true, codeUnauthorizedClient: true,
-	codeUnsupportedGrantType: true, codeInvalidScope: true, codeServerError: true, codeTemporarilyUnavailable: true,
-}
+var knownErrors = oautherr.Codes(oautherr.InvalidRequest, oautherr.InvalidClient, oautherr.InvalidGrant,
+	oautherr.UnauthorizedClient, oautherr.UnsupportedGrantType, oautherr.InvalidScope, oautherr.ServerError,
+	oautherr.TemporarilyUnavailable)
 
 // knownGrants bounds the grant_type label.
 var knownGrants = map[string]bool{"client_credentials": true, "authorization_code": true, "refresh_token": true}

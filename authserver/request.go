@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/oauthgate/oauthgate/internal/oautherr"
 )
 
 // maxBodyBytes bounds token, revocation and introspection request bodies.
@@ -28,7 +30,7 @@ func (p params) get(k string) string { return p[k] }
 func parseParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return nil, &Error{Code: codeInvalidRequest, Description: "method must be POST", Status: http.StatusMethodNotAllowed}
+		return nil, oautherr.InvalidRequest.WithDescription("method must be POST").WithStatus(http.StatusMethodNotAllowed)
 	}
 	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
@@ -38,7 +40,7 @@ func parseParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, &Error{Code: codeInvalidRequest, Description: "request body too large", Status: http.StatusRequestEntityTooLarge}
+			return nil, oautherr.InvalidRequest.WithDescription("request body too large").WithStatus(http.StatusRequestEntityTooLarge)
 		}
 		return nil, errInvalidRequest("reading request body failed")
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oauthgate/oauthgate/internal/oautherr"
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
 
@@ -45,7 +46,7 @@ func (s *Server) serveSignIn(w http.ResponseWriter, r *http.Request) {
 }
 
 var badReturnTo = &pageError{Status: http.StatusBadRequest, Title: "Nothing to sign in to",
-	Message: "Sign-in starts from an application. Go back to it and try again.", Code: codeInvalidRequest}
+	Message: "Sign-in starts from an application. Go back to it and try again.", Code: oautherr.InvalidRequest.Code}
 
 // returnTarget accepts only a return address of this server's authorize
 // endpoint, so the page cannot be used to redirect anywhere else.
@@ -67,7 +68,7 @@ func (s *Server) returnTarget(returnTo string) (url.Values, bool) {
 func (s *Server) showSignIn(w http.ResponseWriter, r *http.Request, status int, returnTo, email, clientID string, failed bool) {
 	secret, err := s.csrfSecret(w, r)
 	if err != nil {
-		s.renderError(w, &pageError{Status: http.StatusInternalServerError, Title: "Something went wrong", Message: "Please try again.", Code: codeServerError})
+		s.renderError(w, &pageError{Status: http.StatusInternalServerError, Title: "Something went wrong", Message: "Please try again.", Code: oautherr.ServerError.Code})
 		return
 	}
 	v := &signInView{Action: s.paths.signIn, ReturnTo: returnTo, CSRF: csrfToken(secret, csrfSignIn, ""), Email: email, Failed: failed}
@@ -82,7 +83,7 @@ func (s *Server) showSignIn(w http.ResponseWriter, r *http.Request, status int, 
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	if err := r.ParseForm(); err != nil {
-		s.renderError(w, &pageError{Status: http.StatusBadRequest, Title: "Invalid request", Message: "The form could not be read.", Code: codeInvalidRequest})
+		s.renderError(w, &pageError{Status: http.StatusBadRequest, Title: "Invalid request", Message: "The form could not be read.", Code: oautherr.InvalidRequest.Code})
 		return
 	}
 	f := r.PostForm
@@ -94,7 +95,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.checkCSRF(r, csrfSignIn, "", f.Get("csrf_token")) {
 		s.renderError(w, &pageError{Status: http.StatusForbidden, Title: "Request refused",
-			Message: "This form was not sent from the sign-in page. Go back to the application and start again.", Code: codeAccessDenied})
+			Message: "This form was not sent from the sign-in page. Go back to the application and start again.", Code: oautherr.AccessDenied.Code})
 		return
 	}
 	email := strings.TrimSpace(f.Get("email"))

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/oauthgate/oauthgate/internal/oautherr"
 	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
@@ -60,7 +61,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 		}
 	}
 	if h == nil {
-		return nil, "", &Error{Code: codeUnsupportedGrantType, Description: "grant_type is not supported", Status: http.StatusBadRequest}
+		return nil, "", oautherr.UnsupportedGrantType
 	}
 	// While the store is down nothing is issued, not even to a cached
 	// client: this node could not learn of its deletion.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/oauthgate/oauthgate/internal/oautherr"
 	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
@@ -30,26 +31,27 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Origin", "*")
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		h.Set("Allow", "GET, POST")
-		writeError(w, &Error{Code: codeInvalidRequest, Description: "method must be GET or POST", Status: http.StatusMethodNotAllowed})
+		writeError(w, oautherr.InvalidRequest.WithDescription("method must be GET or POST").WithStatus(http.StatusMethodNotAllowed))
 		return
 	}
-	bearerError := func(status int, code, desc string) {
+	// bearerError answers with RFC 6750 §3's challenge; nil is the bare
+	// challenge for a request without a token (§3.1).
+	bearerError := func(e *Error) {
 		ch := `Bearer realm="oauthgate"`
-		if code != "" {
-			ch += `, error="` + code + `", error_description="` + desc + `"`
-		}
-		if code == "insufficient_scope" {
-			ch += `, scope="openid"`
+		if e == nil {
+			e = oautherr.InvalidRequest.WithDescription("a bearer access token is required").WithStatus(http.StatusUnauthorized)
+		} else {
+			ch += `, error="` + e.Code + `", error_description="` + e.Description + `"`
+			if e.Code == oautherr.InsufficientScope.Code {
+				ch += `, scope="openid"`
+			}
 		}
 		h.Set("WWW-Authenticate", ch)
-		if code == "" {
-			code = codeInvalidRequest
-		}
-		writeJSON(w, status, &Error{Code: code, Description: desc})
+		writeJSON(w, e.Status, e)
 	}
 	auth := r.Header.Get("Authorization")
 	if len(auth) < 7 || !strings.EqualFold(auth[:7], "Bearer ") {
-		bearerError(http.StatusUnauthorized, "", "a bearer access token is required")
+		bearerError(nil)
 		return
 	}
 	claims, err := s.tokens.Verify(strings.TrimSpace(auth[7:]))
@@ -59,21 +61,21 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errUnavailable())
 		return
 	case err != nil:
-		bearerError(http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
+		bearerError(oautherr.InvalidToken.WithDescription("the access token is invalid, expired or revoked"))
 		return
 	}
 	if !contains(claims.Scopes, "openid") {
-		bearerError(http.StatusForbidden, "insufficient_scope", "the access token lacks the openid scope")
+		bearerError(oautherr.InsufficientScope.WithDescription("the access token lacks the openid scope"))
 		return
 	}
 	if claims.Subject == claims.ClientID {
-		bearerError(http.StatusUnauthorized, "invalid_token", "the access token was not issued for a user")
+		bearerError(oautherr.InvalidToken.WithDescription("the access token was not issued for a user"))
 		return
 	}
 	u, err := s.store.GetUser(r.Context(), claims.Subject)
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
-		bearerError(http.StatusUnauthorized, "invalid_token", "the user no longer exists")
+		bearerError(oautherr.InvalidToken.WithDescription("the user no longer exists"))
 		return
 	case err != nil:
 		writeError(w, s.storeError("loading user for userinfo", err))
