@@ -7,7 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,11 +142,11 @@ func (s *Server) validateClient(c *clientSpec) error {
 		}
 	}
 	for _, g := range c.GrantTypes {
-		if !contains(supportedGrantTypes, g) {
+		if !slices.Contains(supportedGrantTypes, g) {
 			return fmt.Errorf("grant type %q is not supported (want %s)", g, strings.Join(supportedGrantTypes, ", "))
 		}
 	}
-	if c.Public && contains(c.GrantTypes, "client_credentials") {
+	if c.Public && slices.Contains(c.GrantTypes, "client_credentials") {
 		return fmt.Errorf("a public client cannot use client_credentials")
 	}
 	for _, sc := range c.Scopes {
@@ -162,7 +162,7 @@ func (s *Server) validateClient(c *clientSpec) error {
 			return fmt.Errorf("business id %q: want 1 to 128 characters of A-Z a-z 0-9 . _ : -", b)
 		}
 	}
-	if contains(c.GrantTypes, "authorization_code") && len(c.RedirectURIs) == 0 {
+	if slices.Contains(c.GrantTypes, "authorization_code") && len(c.RedirectURIs) == 0 {
 		return fmt.Errorf("authorization_code needs at least one redirect_uri")
 	}
 	for _, u := range c.RedirectURIs {
@@ -224,12 +224,12 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request) {
 	}
 	// Hex, so an id never starts with "-" and reads safely as a CLI
 	// argument; 128 bits is plenty for an identifier.
-	id, err := newID(s.cfg.ClientIDPrefix)
+	id, err := tokens.NewID(s.cfg.ClientIDPrefix)
 	if err != nil {
 		s.adminStoreError(w, "generating client id", err)
 		return
 	}
-	now := time.Now().UTC()
+	now := s.now().UTC()
 	c := &tokenstore.Client{
 		ID: id, Name: spec.Name, GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Businesses: spec.Businesses,
 		RedirectURIs: spec.RedirectURIs, FirstParty: spec.FirstParty, Public: spec.Public, CreatedAt: now, UpdatedAt: now,
@@ -322,9 +322,9 @@ func (s *Server) adminLinkBusiness(w http.ResponseWriter, r *http.Request) {
 		if !policies.ValidBusinessID(body.BusinessID) {
 			return "", fmt.Errorf("business_id %q: want 1 to 128 characters of A-Z a-z 0-9 . _ : -", body.BusinessID)
 		}
-		if !contains(c.Businesses, body.BusinessID) {
+		if !slices.Contains(c.Businesses, body.BusinessID) {
 			c.Businesses = append(c.Businesses, body.BusinessID)
-			sort.Strings(c.Businesses)
+			slices.Sort(c.Businesses)
 		}
 		return "", nil
 	})
@@ -357,7 +357,7 @@ func (s *Server) updateClient(w http.ResponseWriter, r *http.Request, edit func(
 		adminError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	c.UpdatedAt = time.Now().UTC()
+	c.UpdatedAt = s.now().UTC()
 	if err := s.store.UpdateClient(r.Context(), c); err != nil {
 		s.adminStoreError(w, "updating client", err)
 		return

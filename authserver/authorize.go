@@ -3,8 +3,10 @@ package authserver
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +36,7 @@ type authzRequest struct {
 	params url.Values
 }
 
-func (r *authzRequest) hasPrompt(p string) bool { return contains(r.prompt, p) }
+func (r *authzRequest) hasPrompt(p string) bool { return slices.Contains(r.prompt, p) }
 
 // Length limits keep every URL that carries a request (the sign-in return
 // address, the consent handle) well within what browsers and servers take.
@@ -101,7 +103,7 @@ func (s *Server) parseAuthorize(ctx context.Context, q url.Values) (*authzReques
 			return nil, badRequest("The application must say where to return (redirect_uri): it has several registered."), nil
 		}
 		req.redirectURI = c.RedirectURIs[0]
-	case !contains(c.RedirectURIs, uris[0]):
+	case !slices.Contains(c.RedirectURIs, uris[0]):
 		return nil, &pageError{Status: http.StatusBadRequest, Title: "Unregistered redirect address",
 			Message: "The application asked to return you to an address it has not registered, so you were not sent there.",
 			Code:    oautherr.InvalidRequest.Code}, nil
@@ -142,14 +144,14 @@ func (s *Server) validateAuthorize(req *authzRequest, q url.Values) *Error {
 	if rm := q.Get("response_mode"); rm != "" && rm != "query" {
 		return errInvalidRequest("only response_mode=query is supported")
 	}
-	if !contains(c.GrantTypes, "authorization_code") {
+	if !slices.Contains(c.GrantTypes, "authorization_code") {
 		return errUnauthorizedClient("the client is not registered for the authorization code grant")
 	}
 
 	if strings.TrimSpace(q.Get("scope")) == "" {
 		// No scope (as in the Yuvo guide's example): what the client is
 		// registered for.
-		req.scopes = append([]string(nil), c.Scopes...)
+		req.scopes = slices.Clone(c.Scopes)
 		if len(req.scopes) == 0 {
 			return errInvalidScope("no scope was requested and the client has none registered")
 		}
@@ -159,7 +161,7 @@ func (s *Server) validateAuthorize(req *authzRequest, q url.Values) *Error {
 			return errInvalidScope("malformed scope")
 		}
 		for _, sc := range scopes {
-			if !contains(c.Scopes, sc) {
+			if !slices.Contains(c.Scopes, sc) {
 				return errInvalidScope("scope " + quoteParam(sc) + " is not allowed for this client")
 			}
 		}
@@ -190,7 +192,7 @@ func (s *Server) validateAuthorize(req *authzRequest, q url.Values) *Error {
 			default:
 				return errInvalidRequest("prompt value " + quoteParam(v) + " is not supported")
 			}
-			if !contains(req.prompt, v) {
+			if !slices.Contains(req.prompt, v) {
 				req.prompt = append(req.prompt, v)
 			}
 		}
@@ -238,7 +240,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, req *authzReq
 		return
 	}
 	force := req.hasPrompt("login") ||
-		(acct != nil && req.maxAge >= 0 && (acct.AuthTime.IsZero() || time.Since(acct.AuthTime) > time.Duration(req.maxAge)*time.Second))
+		(acct != nil && req.maxAge >= 0 && (acct.AuthTime.IsZero() || s.now().Sub(acct.AuthTime) > time.Duration(req.maxAge)*time.Second))
 	if acct == nil || force {
 		if req.hasPrompt("none") {
 			s.redirectError(w, req, oautherr.LoginRequired)
@@ -278,18 +280,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, req *authzReq
 // the sign-in was forced (prompt=login, max_age), the requirement is met by
 // that sign-in, so it is dropped to avoid asking again.
 func (s *Server) returnURL(req *authzRequest, force bool) string {
-	q := make(url.Values, len(req.params))
-	for k, v := range req.params {
-		q[k] = v
-	}
+	q := maps.Clone(req.params)
 	if force {
 		q.Del("max_age")
-		var rest []string
-		for _, p := range req.prompt {
-			if p != "login" {
-				rest = append(rest, p)
-			}
-		}
+		rest := slices.DeleteFunc(slices.Clone(req.prompt), func(p string) bool { return p == "login" })
 		if len(rest) == 0 {
 			q.Del("prompt")
 		} else {
@@ -335,7 +329,7 @@ func (s *Server) rememberedBusiness(ctx context.Context, acct *account, req *aut
 // covers reports whether granted includes every scope of wanted.
 func covers(granted, wanted []string) bool {
 	for _, w := range wanted {
-		if !contains(granted, w) {
+		if !slices.Contains(granted, w) {
 			return false
 		}
 	}
@@ -350,12 +344,12 @@ func (s *Server) issueCode(w http.ResponseWriter, ctx context.Context, req *auth
 		s.redirectError(w, req, errServer())
 		return
 	}
-	gid, err := newID("gr_")
+	gid, err := tokens.NewID("gr_")
 	if err != nil {
 		s.redirectError(w, req, errServer())
 		return
 	}
-	now := time.Now()
+	now := s.now()
 	ac := &tokenstore.AuthCode{
 		Hash:          tokens.HashSecret(raw),
 		GrantID:       gid,

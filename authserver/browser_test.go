@@ -18,9 +18,13 @@ import (
 const testIssuer = "https://auth.example.test"
 
 // openServer is a Server on a fresh SQLite store, its token service
-// configured by tc with cfg's issuer.
+// configured by tc with cfg's issuer and clock. With a fake clock, the
+// token service's staleness check is off: the clock jumps past it.
 func openServer(tb testing.TB, cfg Config, tc tokens.Config) *Server {
 	tb.Helper()
+	if cfg.Clock != nil {
+		tc.Clock, tc.MaxStaleness = cfg.Clock, -1
+	}
 	st, err := tokenstore.Open(context.Background(), tokenstore.Config{Driver: "sqlite", DSN: filepath.Join(tb.TempDir(), "og.db")})
 	if err != nil {
 		tb.Fatal(err)
@@ -59,13 +63,14 @@ func newTestServer(t *testing.T, cfg Config) (*Server, *tokenstore.Client) {
 // (The e2e tests cover every other code rule against the binary; waiting
 // out the 10-minute default there is not practical.)
 func TestCodeExpires(t *testing.T) {
-	s, client := newTestServer(t, Config{CodeTTL: 200 * time.Millisecond})
+	clock := newFakeClock()
+	s, client := newTestServer(t, Config{Clock: clock.Now})
 	ctx := context.Background()
 	u, err := s.store.GetUserByEmail(ctx, "u@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
-	acct := &account{ID: u.ID, AuthTime: time.Now()}
+	acct := &account{ID: u.ID, AuthTime: clock.Now()}
 	mint := func() string {
 		rec := httptest.NewRecorder()
 		s.issueCode(rec, ctx, &authzRequest{client: client, redirectURI: "https://app.example/cb", redirectSent: true,
@@ -87,12 +92,15 @@ func TestCodeExpires(t *testing.T) {
 		_ = json.Unmarshal(rec.Body.Bytes(), &m)
 		return rec.Code, m
 	}
+	// The store judges expiry when it consumes the code, so the stale code
+	// is minted in the past: one default CodeTTL and a second ago.
 	fresh := mint()
+	clock.Advance(-(10*time.Minute + time.Second))
 	stale := mint()
+	clock.Advance(10*time.Minute + time.Second)
 	if st, m := exchange(fresh); st != 200 || m["access_token"] == nil {
 		t.Fatalf("fresh code: %d %v", st, m)
 	}
-	time.Sleep(300 * time.Millisecond)
 	if st, m := exchange(stale); st != 400 || m["error"] != "invalid_grant" {
 		t.Errorf("expired code: %d %v", st, m)
 	}

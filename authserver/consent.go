@@ -5,8 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/oauthgate/oauthgate/internal/oautherr"
 	"github.com/oauthgate/oauthgate/tokenstore"
@@ -186,7 +186,7 @@ func (s *Server) decideConsent(w http.ResponseWriter, r *http.Request) {
 // rememberConsent adds the scopes to what the user allowed the client for
 // the business, so the same request later skips the screen.
 func (s *Server) rememberConsent(ctx context.Context, userID string, req *authzRequest, business string) error {
-	scopes := append([]string(nil), req.scopes...)
+	scopes := slices.Clone(req.scopes)
 	old, err := s.store.GetConsent(ctx, userID, req.client.ID, business)
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
@@ -194,13 +194,13 @@ func (s *Server) rememberConsent(ctx context.Context, userID string, req *authzR
 		return err
 	default:
 		for _, sc := range old.Scopes {
-			if !contains(scopes, sc) {
+			if !slices.Contains(scopes, sc) {
 				scopes = append(scopes, sc)
 			}
 		}
 	}
 	return s.store.SaveConsent(ctx, &tokenstore.Consent{UserID: userID, ClientID: req.client.ID, BusinessID: business,
-		Scopes: scopes, CreatedAt: time.Now()})
+		Scopes: scopes, CreatedAt: s.now()})
 }
 
 // initials makes a two-letter avatar of a name.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/oauthgate/oauthgate/policies"
+	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
 
@@ -149,7 +150,7 @@ func (s *Server) createUser(ctx context.Context, spec UserSpec, strict bool) (*t
 	}
 	if spec.ID == "" {
 		var err error
-		if spec.ID, err = newID("usr_"); err != nil {
+		if spec.ID, err = tokens.NewID("usr_"); err != nil {
 			return nil, err
 		}
 	}
@@ -157,7 +158,7 @@ func (s *Server) createUser(ctx context.Context, spec UserSpec, strict bool) (*t
 		return nil, err
 	}
 	u := &tokenstore.User{ID: spec.ID, Email: spec.Email, Name: spec.Name, PasswordHash: hash,
-		CurrentBusiness: spec.CurrentBusiness, CreatedAt: time.Now().UTC()}
+		CurrentBusiness: spec.CurrentBusiness, CreatedAt: s.now().UTC()}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}

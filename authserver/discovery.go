@@ -3,7 +3,7 @@ package authserver
 import (
 	"encoding/json"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -70,7 +70,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 			scopes = append(scopes, std)
 		}
 	}
-	sort.Strings(scopes)
+	slices.Sort(scopes)
 	auth := []string{"client_secret_basic", "client_secret_post", "none"}
 	md := metadata{
 		Issuer:                            s.cfg.Issuer,

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/oauthgate/oauthgate/tokens"
@@ -52,7 +53,7 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 	switch ru := p.get("redirect_uri"); {
 	case ac.RedirectURI != "" && ru != ac.RedirectURI:
 		return nil, errInvalidGrant("redirect_uri does not match the authorization request")
-	case ac.RedirectURI == "" && ru != "" && !contains(c.RedirectURIs, ru):
+	case ac.RedirectURI == "" && ru != "" && !slices.Contains(c.RedirectURIs, ru):
 		return nil, errInvalidGrant("redirect_uri is not registered for this client")
 	}
 	switch {
@@ -73,7 +74,7 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 		return nil, errInvalidGrant("code_verifier sent but no code_challenge was")
 	}
 
-	now := time.Now()
+	now := g.s.now()
 	grant := &tokenstore.Grant{
 		ID:         ac.GrantID,
 		ClientID:   c.ID,
@@ -101,7 +102,7 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 		return nil, e
 	}
 	resp.RefreshToken = rtRaw
-	if contains(ac.Scopes, "openid") {
+	if slices.Contains(ac.Scopes, "openid") {
 		if resp.IDToken, e = s.idToken(ctx, c.ID, grant, ac.Nonce, resp.AccessToken); e != nil {
 			return nil, e
 		}
@@ -112,10 +113,10 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 // newRefreshToken makes the next refresh token of a grant, or nothing when
 // the client may not refresh or offline_access is required and absent.
 func (s *Server) newRefreshToken(c *authenticatedClient, g *tokenstore.Grant, scopes []string, now time.Time) (*tokenstore.RefreshToken, string, *Error) {
-	if !contains(c.GrantTypes, "refresh_token") {
+	if !slices.Contains(c.GrantTypes, "refresh_token") {
 		return nil, "", nil
 	}
-	if s.cfg.RefreshRequiresOfflineAccess && !contains(scopes, "offline_access") {
+	if s.cfg.RefreshRequiresOfflineAccess && !slices.Contains(scopes, "offline_access") {
 		return nil, "", nil
 	}
 	raw, err := tokens.NewSecret("")
@@ -235,7 +236,7 @@ func (g refreshTokenGrant) handle(ctx context.Context, c *authenticatedClient, p
 	if e != nil {
 		return nil, e
 	}
-	now := time.Now()
+	now := g.s.now()
 	next, nextRaw, e := s.newRefreshToken(c, grant, old.Scopes, now)
 	if e != nil {
 		return nil, e
@@ -259,7 +260,7 @@ func (g refreshTokenGrant) handle(ctx context.Context, c *authenticatedClient, p
 		return nil, e
 	}
 	resp.RefreshToken = nextRaw
-	if contains(scopes, "openid") && grant.UserID != "" {
+	if slices.Contains(scopes, "openid") && grant.UserID != "" {
 		if resp.IDToken, e = s.idToken(ctx, c.ID, grant, "", resp.AccessToken); e != nil {
 			return nil, e
 		}

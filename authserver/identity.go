@@ -30,12 +30,7 @@ type account struct {
 }
 
 func (a *account) administers(id string) bool {
-	for _, b := range a.Businesses {
-		if b.ID == id {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(a.Businesses, func(b *tokenstore.Business) bool { return b.ID == id })
 }
 
 // defaultBusiness is the current business, or the first one the user

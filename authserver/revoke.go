@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
@@ -156,7 +155,7 @@ func (s *Server) introspect(ctx context.Context, c *authenticatedClient, raw, hi
 	case err != nil:
 		return nil, s.storeError("loading refresh token", err)
 	}
-	if !rt.UsedAt.IsZero() || !mayRead(rt.ClientID) || time.Now().After(rt.ExpiresAt) {
+	if !rt.UsedAt.IsZero() || !mayRead(rt.ClientID) || s.now().After(rt.ExpiresAt) {
 		return inactive, nil
 	}
 	g, err := s.store.GetGrant(ctx, rt.GrantID)

@@ -63,6 +63,9 @@ type Config struct {
 	Metrics   *Metrics
 	// BrowserMetrics counts sign-ins and authorization outcomes.
 	BrowserMetrics *BrowserMetrics
+	// Clock tells the time. Default: time.Now (tests inject a fake one,
+	// the same as the token service's).
+	Clock func() time.Time
 }
 
 // Server serves the authorization-server endpoints.
@@ -71,6 +74,7 @@ type Server struct {
 	store  tokenstore.Store
 	tokens *tokens.Service
 	log    *zap.Logger
+	now    func() time.Time
 	m      *Metrics
 	grants []grantHandler
 	scopes map[string]string
@@ -111,12 +115,16 @@ func New(cfg Config, store tokenstore.Store, ts *tokens.Service) (*Server, error
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
 	s := &Server{
 		cfg:        cfg,
 		issuerPath: issuerPathOf(cfg.Issuer),
 		store:      store,
 		tokens:     ts,
 		log:        cfg.Logger,
+		now:        cfg.Clock,
 		m:          cfg.Metrics,
 		scopes:     make(map[string]string, len(cfg.Scopes)),
 		paths: endpointPaths{

@@ -2,12 +2,13 @@ package authserver
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/oauthgate/oauthgate/tokens"
 )
 
 // The browser's sign-in is a cookie holding an internal token signed with
@@ -56,7 +57,7 @@ func (s *Server) cookie(name, value string, maxAge int) *http.Cookie {
 
 // startSession signs the user in on this browser.
 func (s *Server) startSession(w http.ResponseWriter, userID string, authTime time.Time) error {
-	sid, err := randomToken()
+	sid, err := tokens.NewSecret("")
 	if err != nil {
 		return err
 	}
@@ -87,7 +88,7 @@ func (s *Server) csrfSecret(w http.ResponseWriter, r *http.Request) (string, err
 	if c, err := r.Cookie(s.cookieName(csrfCookie)); err == nil && len(c.Value) >= 43 {
 		return c.Value, nil
 	}
-	v, err := randomToken()
+	v, err := tokens.NewSecret("")
 	if err != nil {
 		return "", err
 	}
@@ -114,13 +115,4 @@ func (s *Server) checkCSRF(r *http.Request, purpose, binding, got string) bool {
 		return false
 	}
 	return hmac.Equal([]byte(csrfToken(c.Value, purpose, binding)), []byte(got))
-}
-
-// randomToken returns 256 random bits in base64url.
-func randomToken() (string, error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/oauthgate/oauthgate/internal/oautherr"
 	"github.com/oauthgate/oauthgate/tokenstore"
@@ -110,7 +109,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.showSignIn(w, r, http.StatusUnauthorized, returnTo, email, q.Get("client_id"), true)
 		return
 	}
-	if err := s.startSession(w, u.ID, time.Now()); err != nil {
+	if err := s.startSession(w, u.ID, s.now()); err != nil {
 		s.renderError(w, s.unavailablePage(err))
 		return
 	}

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -74,7 +74,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if e != nil {
 		return nil, gt, e
 	}
-	if !contains(c.GrantTypes, gt) {
+	if !slices.Contains(c.GrantTypes, gt) {
 		return nil, gt, errUnauthorizedClient("the client is not registered for this grant type")
 	}
 	resp, e := h.handle(r.Context(), c, p)
@@ -103,7 +103,7 @@ func (s *Server) mintAccess(a tokens.Access) (*tokenResponse, *Error) {
 		TokenType:   "Bearer",
 		// exp is whole seconds after a fractional now: round up so a 1h
 		// token says 3600, as the guides show.
-		ExpiresIn: int64(math.Ceil(time.Until(exp).Seconds())),
+		ExpiresIn: int64(math.Ceil(exp.Sub(s.now()).Seconds())),
 		Scope:     strings.Join(a.Scopes, " "),
 	}, nil
 }
@@ -117,7 +117,7 @@ func parseScope(s string) ([]string, bool) {
 		if !validScopeToken(f) {
 			return nil, false
 		}
-		if !contains(out, f) {
+		if !slices.Contains(out, f) {
 			out = append(out, f)
 		}
 	}
@@ -128,27 +128,18 @@ func parseScope(s string) ([]string, bool) {
 // means the whole ceiling; otherwise every scope must be within it.
 func requestedScopes(param string, ceiling []string) ([]string, *Error) {
 	if strings.TrimSpace(param) == "" {
-		return append([]string(nil), ceiling...), nil
+		return slices.Clone(ceiling), nil
 	}
 	req, ok := parseScope(param)
 	if !ok {
 		return nil, errInvalidScope("malformed scope")
 	}
 	for _, sc := range req {
-		if !contains(ceiling, sc) {
+		if !slices.Contains(ceiling, sc) {
 			return nil, errInvalidScope("scope " + quoteParam(sc) + " is not allowed for this client")
 		}
 	}
 	return req, nil
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // userScopes are the OpenID Connect scopes (Core §3.1.2.1, §5.4, §11):
@@ -188,7 +179,7 @@ func (g clientCredentialsGrant) handle(ctx context.Context, c *authenticatedClie
 		}
 		return nil, e
 	}
-	gid, err := newID("cc_")
+	gid, err := tokens.NewID("cc_")
 	if err != nil {
 		return nil, g.s.storeError("generating grant id", err)
 	}

@@ -3,6 +3,7 @@ package authserver
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/oauthgate/oauthgate/internal/oautherr"
@@ -64,7 +65,7 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		bearerError(oautherr.InvalidToken.WithDescription("the access token is invalid, expired or revoked"))
 		return
 	}
-	if !contains(claims.Scopes, "openid") {
+	if !slices.Contains(claims.Scopes, "openid") {
 		bearerError(oautherr.InsufficientScope.WithDescription("the access token lacks the openid scope"))
 		return
 	}

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -85,7 +86,7 @@ func Compile(rules []Rule) (*Policy, error) {
 		*r = Route{
 			index:   i,
 			pattern: rule.Path,
-			scopes:  append([]string(nil), rule.Scopes...),
+			scopes:  slices.Clone(rule.Scopes),
 			public:  rule.Public,
 			exact:   shape.exact,
 			lits:    shape.lits,
@@ -209,14 +210,10 @@ func (r *Route) Missing(granted []string) (scope string, missing bool) {
 	if r == nil {
 		return "", true
 	}
-next:
 	for _, want := range r.scopes {
-		for _, g := range granted {
-			if g == want {
-				continue next
-			}
+		if !slices.Contains(granted, want) {
+			return want, true
 		}
-		return want, true
 	}
 	return "", false
 }
@@ -260,10 +257,8 @@ func checkMethods(methods []string) string {
 				return fmt.Sprintf("method %q is not an HTTP token", m)
 			}
 		}
-		for _, prev := range methods[:i] {
-			if prev == m {
-				return fmt.Sprintf("method %s listed twice", m)
-			}
+		if slices.Contains(methods[:i], m) {
+			return fmt.Sprintf("method %s listed twice", m)
 		}
 	}
 	return ""
@@ -281,10 +276,8 @@ func checkScopes(scopes []string) string {
 				return fmt.Sprintf("scope %q has a character not allowed in a scope token", s)
 			}
 		}
-		for _, prev := range scopes[:i] {
-			if prev == s {
-				return fmt.Sprintf("scope %s listed twice", s)
-			}
+		if slices.Contains(scopes[:i], s) {
+			return fmt.Sprintf("scope %s listed twice", s)
 		}
 	}
 	return ""

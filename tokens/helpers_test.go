@@ -79,7 +79,7 @@ func newService(t testing.TB, st tokenstore.Store, cfg Config) *Service {
 // withClock returns cfg using c; staleness is switched off because the
 // fake clock jumps past it.
 func withClock(cfg Config, c *fakeClock) Config {
-	cfg.clock = c.Now
+	cfg.Clock = c.Now
 	cfg.MaxStaleness = -1
 	return cfg
 }

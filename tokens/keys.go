@@ -64,7 +64,7 @@ type kidGate struct {
 	// changed is closed and replaced whenever a load ends.
 	changed chan struct{}
 	// pending is set while a reload for unknown kids is scheduled or
-	// running; last is when the latest one started (by Config.clock).
+	// running; last is when the latest one started (by Config.Clock).
 	pending bool
 	last    time.Time
 	// junk holds kids a load begun after their arrival did not find.

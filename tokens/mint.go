@@ -1,7 +1,6 @@
 package tokens
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
@@ -67,7 +66,7 @@ func (s *Service) MintAccess(a Access) (string, time.Time, error) {
 		ttl = s.cfg.AccessTTL
 	}
 	noteMax(&s.maxTTL, ttl)
-	jti, err := randomID()
+	jti, err := newJTI()
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -221,13 +220,4 @@ func sign(k *signingKey, typ string, claims any) (string, error) {
 		return "", err
 	}
 	return string(out), nil
-}
-
-// randomID returns 128 random bits, base64url-encoded, for jti.
-func randomID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }

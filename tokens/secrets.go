@@ -5,19 +5,47 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 )
 
+// This file is the one place oauthgate draws random values (signing keys
+// aside, which crypto generates from rand.Reader itself).
+
 // secretBytes is the randomness of every opaque secret: 256 bits.
-const secretBytes = 32
+// idBytes is that of identifiers: 128 bits.
+const (
+	secretBytes = 32
+	idBytes     = 16
+)
 
 // NewSecret returns prefix followed by 256 random bits in base64url, for
-// client secrets, refresh tokens and authorization codes.
+// client secrets, refresh tokens, authorization codes and browser secrets
+// (session CSRF keys).
 func NewSecret(prefix string) (string, error) {
 	var b [secretBytes]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
 	return prefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// NewID returns prefix followed by 128 random bits in hex, for identifiers
+// (grants, users) that must not be guessable but are not secrets.
+func NewID(prefix string) (string, error) {
+	var b [idBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return prefix + hex.EncodeToString(b[:]), nil
+}
+
+// newJTI returns 128 random bits in base64url, for a JWT's jti.
+func newJTI() (string, error) {
+	var b [idBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // HashSecret returns the SHA-256 of a secret made by NewSecret, which is

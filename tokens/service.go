@@ -57,9 +57,10 @@ type Config struct {
 	// Metrics receives the service's counters. Default: none.
 	Metrics *Metrics
 
-	// clock replaces time.Now in tests; after replaces time.After where
-	// it paces work by that clock (the unknown-kid reload throttle).
-	clock func() time.Time
+	// Clock tells the time. Default: time.Now (tests inject a fake one).
+	Clock func() time.Time
+	// after replaces time.After in tests where it paces work by that clock
+	// (the unknown-kid reload throttle).
 	after func(time.Duration) <-chan time.Time
 }
 
@@ -171,8 +172,8 @@ func New(ctx context.Context, store tokenstore.Store, cfg Config) (*Service, err
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	if cfg.clock == nil {
-		cfg.clock = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
 	}
 	if cfg.after == nil {
 		cfg.after = time.After
@@ -187,7 +188,7 @@ func New(ctx context.Context, store tokenstore.Store, cfg Config) (*Service, err
 		cfg:     cfg,
 		log:     cfg.Logger,
 		m:       newMetrics(cfg.Metrics),
-		now:     cfg.clock,
+		now:     cfg.Clock,
 		clients: clientCache{static: static},
 		done:    make(chan struct{}),
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -334,14 +335,7 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func (a audience) contains(s string) bool {
-	for _, v := range a {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
+func (a audience) contains(s string) bool { return slices.Contains(a, s) }
 
 // numericDate is a JWT NumericDate: a JSON number of seconds, possibly
 // fractional (truncated here).
