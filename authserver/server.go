@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/oauthgate/oauthgate/tokens"
-	"github.com/oauthgate/oauthgate/tokenstore"
 )
 
 // Scope is an entry of the scope catalogue.
@@ -71,7 +70,7 @@ type Config struct {
 // Server serves the authorization-server endpoints.
 type Server struct {
 	cfg    Config
-	store  tokenstore.Store
+	store  Store
 	tokens *tokens.Service
 	log    *zap.Logger
 	now    func() time.Time
@@ -93,7 +92,7 @@ type endpointPaths struct {
 }
 
 // New validates cfg and builds a Server.
-func New(cfg Config, store tokenstore.Store, ts *tokens.Service) (*Server, error) {
+func New(cfg Config, store Store, ts *tokens.Service) (*Server, error) {
 	if cfg.Issuer == "" {
 		return nil, fmt.Errorf("issuer is required")
 	}

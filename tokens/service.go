@@ -84,7 +84,7 @@ const housekeepingInterval = time.Minute
 
 // Service mints and verifies tokens. It is safe for concurrent use.
 type Service struct {
-	store tokenstore.Store
+	store Store
 	cfg   Config
 	log   *zap.Logger
 	m     metrics
@@ -135,7 +135,7 @@ type Service struct {
 // revocations and the position in the change feed, then starts the
 // goroutine that follows the feed. ctx bounds the initial load and the
 // lifetime of that goroutine; Close stops it too.
-func New(ctx context.Context, store tokenstore.Store, cfg Config) (*Service, error) {
+func New(ctx context.Context, store Store, cfg Config) (*Service, error) {
 	if store == nil {
 		return nil, errors.New("tokens: no store")
 	}

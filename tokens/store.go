@@ -1,0 +1,25 @@
+package tokens
+
+import (
+	"context"
+	"time"
+
+	"github.com/oauthgate/oauthgate/tokenstore"
+)
+
+// Store is what the token service reads and writes, declared here (not the
+// whole tokenstore.Store, which satisfies it) so the service can be tested
+// against a fake that holds only what a test needs.
+type Store interface {
+	// Keys: the signing key set and its rotation.
+	tokenstore.Keys
+	// Feed: revocations and the change feed the caches follow.
+	tokenstore.Feed
+	// GetClient fills the client cache.
+	GetClient(ctx context.Context, id string) (*tokenstore.Client, error)
+	// RevokeGrant revokes a grant and its refresh tokens.
+	RevokeGrant(ctx context.Context, id string, until time.Time) error
+}
+
+// Interface guard: the real store serves the service.
+var _ Store = tokenstore.Store(nil)
