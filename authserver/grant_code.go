@@ -97,7 +97,7 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 	case err != nil:
 		return nil, s.storeError("creating grant", err)
 	}
-	resp, e := s.mintAccess(tokens.Access{Subject: ac.UserID, ClientID: c.ID, GrantID: grant.ID, BusinessID: ac.BusinessID, Scopes: ac.Scopes})
+	resp, e := s.mintAccess(tokens.Access{Subject: ac.UserID, User: true, ClientID: c.ID, GrantID: grant.ID, BusinessID: ac.BusinessID, Scopes: ac.Scopes})
 	if e != nil {
 		return nil, e
 	}
@@ -255,7 +255,7 @@ func (g refreshTokenGrant) handle(ctx context.Context, c *authenticatedClient, p
 		}
 		return nil, s.storeError("rotating refresh token", err)
 	}
-	resp, e := s.mintAccess(tokens.Access{Subject: grant.UserID, ClientID: c.ID, GrantID: grant.ID, BusinessID: grant.BusinessID, Scopes: scopes})
+	resp, e := s.mintAccess(tokens.Access{Subject: grant.UserID, User: true, ClientID: c.ID, GrantID: grant.ID, BusinessID: grant.BusinessID, Scopes: scopes})
 	if e != nil {
 		return nil, e
 	}

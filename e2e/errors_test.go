@@ -181,6 +181,18 @@ func TestGatewayRejections(t *testing.T) {
 	foreignKey, _ := jwk.FromRaw(foreign)
 	_ = foreignKey.Set(jwk.KeyIDKey, mustGet(t, key, jwk.KeyIDKey))
 	parts := strings.Split(good, ".")
+	// A genuine token whose signature holds '-' or '_', re-encoded in the
+	// standard alphabet ('+', '/').
+	var standardAlphabet string
+	for i := 0; i < 50 && standardAlphabet == ""; i++ {
+		p := strings.Split(ccToken(t, n, c, "read:invoices"), ".")
+		if strings.ContainsAny(p[2], "-_") {
+			standardAlphabet = p[0] + "." + p[1] + "." + strings.NewReplacer("-", "+", "_", "/").Replace(p[2])
+		}
+	}
+	if standardAlphabet == "" {
+		t.Fatal("no token with '-' or '_' in its signature")
+	}
 	noneHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt","kid":"` + mustGet(t, key, jwk.KeyIDKey) + `"}`))
 
 	cases := []struct {
@@ -201,6 +213,11 @@ func TestGatewayRejections(t *testing.T) {
 		{"huge junk", "GET", "/api/v1/accounting/invoices", "Bearer " + strings.Repeat("A", 8000), "biz_1", 401, "invalid_token"},
 		{"tampered payload", "GET", "/api/v1/accounting/invoices", "Bearer " + parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"scope":"write:invoices"}`)) + "." + parts[2], "biz_1", 401, "invalid_token"},
 		{"tampered signature", "GET", "/api/v1/accounting/invoices", "Bearer " + parts[0] + "." + parts[1] + "." + flip(parts[2]), "biz_1", 401, "invalid_token"},
+		// One token, one string (RFC 7515 §2, RFC 4648 §3.5): the genuine
+		// signature re-encoded decodes to the same bytes but is refused.
+		{"padded signature", "GET", "/api/v1/accounting/invoices", "Bearer " + good + strings.Repeat("=", (4-len(parts[2])%4)%4), "biz_1", 401, "invalid_token"},
+		{"signature with unused trailing bits set", "GET", "/api/v1/accounting/invoices", "Bearer " + parts[0] + "." + parts[1] + "." + setTrailingBits(t, parts[2]), "biz_1", 401, "invalid_token"},
+		{"signature in the standard alphabet", "GET", "/api/v1/accounting/invoices", "Bearer " + standardAlphabet, "biz_1", 401, "invalid_token"},
 		{"alg none", "GET", "/api/v1/accounting/invoices", "Bearer " + noneHeader + "." + parts[1] + ".", "biz_1", 401, "invalid_token"},
 		{"foreign key, same kid", "GET", "/api/v1/accounting/invoices", "Bearer " + forge(t, foreignKey, jwa.ES256, "at+jwt", claims(nil)), "biz_1", 401, "invalid_token"},
 		{"expired", "GET", "/api/v1/accounting/invoices", "Bearer " + forge(t, key, alg, "at+jwt", claims(func(m map[string]any) { m["exp"] = now.Add(-2 * time.Minute).Unix() })), "biz_1", 401, "invalid_token"},
@@ -282,6 +299,24 @@ func mustGet(t *testing.T, k jwk.Key, name string) string {
 	}
 	t.Fatalf("key %s has type %T", name, v)
 	return ""
+}
+
+// setTrailingBits sets the unused low bits of the last character of an
+// unpadded base64url segment whose length leaves some (len%4 of 2 or 3).
+func setTrailingBits(t *testing.T, seg string) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	var unused int
+	switch len(seg) % 4 {
+	case 2:
+		unused = 0x0f
+	case 3:
+		unused = 0x03
+	default:
+		t.Fatalf("segment of length %d has no unused bits", len(seg))
+	}
+	last := strings.IndexByte(alphabet, seg[len(seg)-1])
+	return seg[:len(seg)-1] + string(alphabet[last|unused])
 }
 
 // flip changes one character in the middle of s.

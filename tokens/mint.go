@@ -27,6 +27,10 @@ type Access struct {
 	// Subject is the user id, or the client id for client credentials.
 	Subject  string
 	ClientID string
+	// User marks a token issued for a signed-in user (authorization code
+	// and its refreshes) rather than for the client itself; it becomes
+	// the subject_type claim.
+	User bool
 	// GrantID is the grant the token belongs to; revoking it revokes the
 	// token.
 	GrantID string
@@ -49,7 +53,15 @@ type accessClaims struct {
 	Jti        string `json:"jti"`
 	Gid        string `json:"gid"`
 	BusinessID string `json:"authorized_business_id,omitempty"`
+	// SubjectType is "user" or "client": who sub names.
+	SubjectType string `json:"subject_type"`
 }
+
+// Values of the subject_type claim.
+const (
+	subjectUser   = "user"
+	subjectClient = "client"
+)
 
 // MintAccess signs an access token with the active key and returns it with
 // its expiry.
@@ -79,16 +91,20 @@ func (s *Service) MintAccess(a Access) (string, time.Time, error) {
 	}
 	exp := time.Unix(iat, 0).Add(ttl)
 	c := accessClaims{
-		Iss:        s.cfg.Issuer,
-		Sub:        a.Subject,
-		Aud:        s.cfg.Audience,
-		ClientID:   a.ClientID,
-		Scope:      strings.Join(a.Scopes, " "),
-		Iat:        iat,
-		Exp:        exp.Unix(),
-		Jti:        jti,
-		Gid:        a.GrantID,
-		BusinessID: a.BusinessID,
+		Iss:         s.cfg.Issuer,
+		Sub:         a.Subject,
+		Aud:         s.cfg.Audience,
+		ClientID:    a.ClientID,
+		Scope:       strings.Join(a.Scopes, " "),
+		Iat:         iat,
+		Exp:         exp.Unix(),
+		Jti:         jti,
+		Gid:         a.GrantID,
+		BusinessID:  a.BusinessID,
+		SubjectType: subjectClient,
+	}
+	if a.User {
+		c.SubjectType = subjectUser
 	}
 	raw, err := sign(k, typAccess, c)
 	if err != nil {

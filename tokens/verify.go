@@ -109,6 +109,9 @@ type Claims struct {
 	Scopes []string
 	// IssuedAt and ExpiresAt are unix seconds.
 	IssuedAt, ExpiresAt int64
+	// User is true for a token issued to a signed-in user, false for one a
+	// client obtained for itself (client credentials).
+	User bool
 }
 
 // Verify checks an access token: signature by a key of the current set, alg
@@ -145,7 +148,9 @@ func (s *Service) Parse(raw string) (*Claims, error) {
 }
 
 func (s *Service) cachedOrVerify(raw string, now time.Time) (*Claims, error) {
-	if len(raw) > maxTokenLen {
+	// The syntax check comes before the cache, so that only the one
+	// canonical spelling of a token is ever accepted, cached or not.
+	if !compactJWS(raw) {
 		return nil, fail(reasonMalformed)
 	}
 	if e, ok := s.cache.get(raw); ok && e.raw == raw {
@@ -189,6 +194,8 @@ type wireClaims struct {
 	Jti        string       `json:"jti"`
 	Gid        string       `json:"gid"`
 	BusinessID string       `json:"authorized_business_id"`
+	// SubjectType is absent from tokens minted before the claim existed.
+	SubjectType *string `json:"subject_type"`
 }
 
 // verifyFull does the cryptographic and claim checks. A zero now skips the
@@ -211,6 +218,19 @@ func (s *Service) verifyFull(raw string, now time.Time) (*Claims, error) {
 	if w.Sub == "" || w.ClientID == "" || w.Jti == "" || w.Gid == "" || w.Exp == nil || w.Iat == nil {
 		return nil, fail(reasonMissingClaim)
 	}
+	var user bool
+	switch {
+	case w.SubjectType == nil:
+		// Minted before subject_type: client-credentials tokens were the
+		// ones whose subject is the client. Such tokens live at most one
+		// access TTL after an upgrade.
+		user = w.Sub != w.ClientID
+	case *w.SubjectType == subjectUser:
+		user = true
+	case *w.SubjectType == subjectClient:
+	default:
+		return nil, fail(reasonBadClaims)
+	}
 	if !now.IsZero() {
 		if err := checkLifetime(now, *w.Exp, *w.Iat, w.Nbf); err != nil {
 			return nil, err
@@ -226,6 +246,7 @@ func (s *Service) verifyFull(raw string, now time.Time) (*Claims, error) {
 		Scopes:     strings.Fields(w.Scope),
 		IssuedAt:   int64(*w.Iat),
 		ExpiresAt:  int64(*w.Exp),
+		User:       user,
 	}, nil
 }
 
@@ -252,7 +273,7 @@ func isAccessTyp(typ string) bool {
 // that key's algorithm only, and returns the payload. typOK decides which
 // token types the caller accepts.
 func (s *Service) verifyJWS(raw string, typOK func(string) bool) ([]byte, error) {
-	if len(raw) > maxTokenLen || strings.Count(raw, ".") != 2 {
+	if !compactJWS(raw) {
 		return nil, fail(reasonMalformed)
 	}
 	h64, _, _ := strings.Cut(raw, ".")
@@ -289,6 +310,68 @@ func (s *Service) verifyJWS(raw string, typOK func(string) bool) ([]byte, error)
 		return nil, fail(reasonBadSignature)
 	}
 	return payload, nil
+}
+
+// b64url maps each byte to its base64url value (RFC 4648 §5), or to
+// b64Dot for '.' and b64Bad for anything else.
+var b64url = func() (t [256]byte) {
+	for i := range t {
+		t[i] = b64Bad
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = byte(i)
+	}
+	t['.'] = b64Dot
+	return t
+}()
+
+const (
+	b64Dot = 0x40
+	b64Bad = 0x80
+)
+
+// compactJWS reports whether raw is three dot-separated segments of
+// canonical, unpadded base64url (RFC 7515 §2 and §7.1, RFC 4648 §3.5): no
+// padding, no '+' or '/', no character outside the alphabet, no segment
+// whose length no encoding has, and no set bits in the unused low bits of
+// the last character. Then a token has exactly one spelling, and a
+// re-encoded copy of a genuine token is refused rather than verified or
+// found in the cache. One table lookup per byte, no allocation.
+func compactJWS(raw string) bool {
+	if len(raw) > maxTokenLen {
+		return false
+	}
+	dots, start := 0, 0
+	var or byte // OR of every table value: b64Bad set means a bad byte
+	for i := 0; i < len(raw); i++ {
+		v := b64url[raw[i]]
+		or |= v
+		if v == b64Dot {
+			if dots == 2 || !canonicalEnd(raw[start:i]) {
+				return false
+			}
+			dots++
+			start = i + 1
+		}
+	}
+	return or&b64Bad == 0 && dots == 2 && canonicalEnd(raw[start:])
+}
+
+// canonicalEnd checks the length and the last character of one segment
+// already known to hold only alphabet bytes: a final group of two or three
+// characters carries 8 or 16 bits, so the low 4 or 2 bits of its last
+// character must be zero.
+func canonicalEnd(seg string) bool {
+	switch len(seg) % 4 {
+	case 0:
+		return true
+	case 2:
+		return b64url[seg[len(seg)-1]]&0x0f == 0
+	case 3:
+		return b64url[seg[len(seg)-1]]&0x03 == 0
+	}
+	return false
 }
 
 // checkFresh fails closed when the change feed has not been read for longer
