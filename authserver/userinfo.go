@@ -4,8 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strings"
 
+	"github.com/oauthgate/oauthgate/bearer"
 	"github.com/oauthgate/oauthgate/internal/oautherr"
 	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
@@ -35,30 +35,35 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		writeError(w, oautherr.InvalidRequest.WithDescription("method must be GET or POST").WithStatus(http.StatusMethodNotAllowed))
 		return
 	}
-	// bearerError answers with RFC 6750 §3's challenge; nil is the bare
-	// challenge for a request without a token (§3.1).
+	// bearerError answers with RFC 6750 §3's challenge, written by the
+	// same package as oauth_protect's; nil is the bare challenge for a
+	// request without a token (§3.1).
 	bearerError := func(e *Error) {
-		ch := `Bearer realm="oauthgate"`
+		c := bearer.Challenge{Realm: "oauthgate"}
 		if e == nil {
 			e = oautherr.InvalidRequest.WithDescription("a bearer access token is required").WithStatus(http.StatusUnauthorized)
 		} else {
-			ch += `, error="` + e.Code + `", error_description="` + e.Description + `"`
+			c.Error, c.Description = e.Code, e.Description
 			if e.Code == oautherr.InsufficientScope.Code {
-				ch += `, scope="openid"`
+				c.Scope = "openid"
 			}
 		}
-		h.Set("WWW-Authenticate", ch)
+		bearer.SetHeaders(h, e.Status, c)
 		writeJSON(w, e.Status, e)
 	}
-	auth := r.Header.Get("Authorization")
-	if len(auth) < 7 || !strings.EqualFold(auth[:7], "Bearer ") {
+	raw, present, malformed := bearer.Token(r.Header)
+	switch {
+	case !present:
 		bearerError(nil)
 		return
+	case malformed:
+		bearerError(oautherr.InvalidRequest.WithDescription("the Authorization header is not a single Bearer token"))
+		return
 	}
-	claims, err := s.tokens.Verify(strings.TrimSpace(auth[7:]))
+	claims, err := s.tokens.Verify(raw)
 	switch {
 	case errors.Is(err, tokens.ErrUnavailable):
-		h.Set("Retry-After", retryAfterSeconds)
+		// writeError sends the 503 with its one Retry-After.
 		writeError(w, errUnavailable())
 		return
 	case err != nil:
@@ -69,7 +74,7 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		bearerError(oautherr.InsufficientScope.WithDescription("the access token lacks the openid scope"))
 		return
 	}
-	if claims.Subject == claims.ClientID {
+	if !claims.User {
 		bearerError(oautherr.InvalidToken.WithDescription("the access token was not issued for a user"))
 		return
 	}

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oauthgate/oauthgate/gateway"
 	"github.com/oauthgate/oauthgate/internal/promreg"
 	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
@@ -24,12 +25,15 @@ func newGatewayMetrics(reg prometheus.Registerer) (*gatewayMetrics, error) {
 // decisionsFor resolves every label once, at provision time.
 func (m *gatewayMetrics) decisionsFor() decisionCounters {
 	d := decisionCounters{
-		allow:    m.decisions.WithLabelValues("allow"),
-		public:   m.decisions.WithLabelValues("public"),
-		rejected: make(map[string]prometheus.Counter, len(rejectionLabels)),
+		allow:  m.decisions.WithLabelValues("allow"),
+		public: m.decisions.WithLabelValues("public"),
 	}
-	for _, rej := range rejectionLabels {
-		d.rejected[rej.label] = m.decisions.WithLabelValues(rej.label)
+	reasons := gateway.Reasons()
+	d.rejected = make([]prometheus.Counter, len(reasons)+1)
+	// An out-of-range reason counts as no_route, as gateway reports it.
+	d.rejected[0] = m.decisions.WithLabelValues(gateway.NoRoute.String())
+	for _, r := range reasons {
+		d.rejected[r] = m.decisions.WithLabelValues(r.String())
 	}
 	return d
 }

@@ -7,57 +7,13 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
+	"github.com/oauthgate/oauthgate/bearer"
+	"github.com/oauthgate/oauthgate/gateway"
 	"github.com/oauthgate/oauthgate/internal/oautherr"
 )
-
-// rejection is one way a protected request can be refused: an entry of
-// oautherr's table with a fixed description (nil: a bare challenge, RFC
-// 6750 §3.1) and its metrics label. Descriptions never echo the request.
-type rejection struct {
-	*oautherr.Error
-	label string
-}
-
-var (
-	rejNoToken         = rejection{nil, "no_token"}
-	rejMalformed       = rejection{oautherr.InvalidRequest.WithDescription("the Authorization header is not a single Bearer token"), "malformed_token"}
-	rejInvalidToken    = rejection{oautherr.InvalidToken, "invalid_token"}
-	rejRevoked         = rejection{oautherr.InvalidToken.WithDescription("the access token was revoked"), "revoked_token"}
-	rejBadPath         = rejection{oautherr.InvalidRequest.WithDescription("the request path is not in canonical form"), "bad_path"}
-	rejNoRoute         = rejection{oautherr.AccessDenied.WithDescription("no route policy allows this method and path"), "no_route"}
-	rejNoBusiness      = rejection{oautherr.InvalidRequest.WithDescription("the business header is required"), "no_business"}
-	rejBadBusiness     = rejection{oautherr.InvalidRequest.WithDescription("the business header is malformed"), "bad_business"}
-	rejForeignBusiness = rejection{oautherr.BusinessNotAllowed, "foreign_business"}
-	rejUnavailable     = rejection{oautherr.TemporarilyUnavailable.WithDescription("token state cannot be checked right now"), "unavailable"}
-	rejScope           = rejection{oautherr.InsufficientScope, "insufficient_scope"}
-)
-
-// status, code and desc read a rejection, the bare challenge included.
-func (r rejection) status() int {
-	if r.Error == nil {
-		return http.StatusUnauthorized
-	}
-	return r.Status
-}
-
-func (r rejection) code() string {
-	if r.Error == nil {
-		return ""
-	}
-	return r.Code
-}
-
-func (r rejection) desc() string {
-	if r.Error == nil {
-		return ""
-	}
-	return r.Description
-}
-
-// rejectionLabels is every metrics label a decision can have.
-var rejectionLabels = []rejection{rejNoToken, rejMalformed, rejInvalidToken, rejRevoked, rejBadPath, rejNoRoute,
-	rejNoBusiness, rejBadBusiness, rejForeignBusiness, rejUnavailable, rejScope}
 
 // protectError is the error value handle_errors sees.
 type protectError struct{ code, desc string }
@@ -69,50 +25,38 @@ func (e protectError) Error() string {
 	return e.code + ": " + e.desc
 }
 
-func (p *Protect) reject(w http.ResponseWriter, r *http.Request, rej rejection) error {
-	return p.writeRejection(w, r, rej, "")
-}
-
-func (p *Protect) rejectScope(w http.ResponseWriter, r *http.Request, scope string) error {
-	return p.writeRejection(w, r, rejScope, scope)
-}
-
-// writeRejection sends the RFC 6750 challenge, then either returns a
-// caddyhttp.Error (when the server has handle_errors routes) or writes the
-// JSON body itself.
-func (p *Protect) writeRejection(w http.ResponseWriter, r *http.Request, rej rejection, scope string) error {
-	p.decisions.rejected[rej.label].Inc()
-	h := w.Header()
-	if rej.status() == http.StatusUnauthorized || rej.status() == http.StatusForbidden || rej.code() == oautherr.InvalidRequest.Code {
-		challenge := `Bearer realm="` + p.Realm + `"`
-		if rej.code() != "" {
-			challenge += `, error="` + rej.code() + `", error_description="` + rej.desc() + `"`
-		}
-		if scope != "" {
-			challenge += `, scope="` + scope + `"`
-		}
-		h.Set("WWW-Authenticate", challenge)
+// reject applies a refusal: the RFC 6750 challenge always, then either
+// the JSON body (default) or a caddyhttp.Error for handle_errors.
+func (p *Protect) reject(w http.ResponseWriter, r *http.Request, d gateway.Decision) error {
+	rej := d.Reason
+	if rej <= 0 || int(rej) >= len(p.decisions.rejected) {
+		rej = 0 // counted as no_route, which is how gateway answers it
 	}
-	if rej.status() == http.StatusServiceUnavailable {
-		h.Set("Retry-After", "5")
+	p.decisions.rejected[rej].Inc()
+	rej = d.Reason
+	if d.Err != nil {
+		if c := p.logger.Check(zapcore.DebugLevel, "token rejected"); c != nil {
+			c.Write(zap.Error(d.Err))
+		}
 	}
-	h.Set("Cache-Control", "no-store")
+	status, code, desc := rej.Status(), rej.Code(), rej.Description()
+	bearer.SetHeaders(w.Header(), status, bearer.Challenge{Realm: p.Realm, Error: code, Description: desc, Scope: d.Scope})
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("oauth.error", rej.code())
+		repl.Set("oauth.error", code)
 	}
-	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Errors != nil && len(srv.Errors.Routes) > 0 {
-		return caddyhttp.Error(rej.status(), protectError{rej.code(), rej.desc()})
+	if p.handleErrors {
+		return caddyhttp.Error(status, protectError{code, desc})
 	}
 	body := struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description,omitempty"`
 		Scope       string `json:"scope,omitempty"`
-	}{rej.code(), rej.desc(), scope}
+	}{code, desc, d.Scope}
 	if body.Error == "" {
 		body.Error, body.Description = oautherr.InvalidRequest.Code, "a bearer access token is required"
 	}
-	h.Set("Content-Type", "application/json")
-	w.WriteHeader(rej.status())
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(body)
 }
 
@@ -120,5 +64,6 @@ func (p *Protect) writeRejection(w http.ResponseWriter, r *http.Request, rej rej
 // resolved once so the hot path does no label lookup.
 type decisionCounters struct {
 	allow, public prometheus.Counter
-	rejected      map[string]prometheus.Counter
+	// rejected is indexed by gateway.Reason.
+	rejected []prometheus.Counter
 }
