@@ -351,6 +351,8 @@ func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		identity off
 //		keep_authorization
 //		realm <name>
+//		rejections json|handle_errors
+//		method_override delete|check
 //		<METHOD...> <path> [<scope...>]
 //		<METHOD...> <path> public
 //	}
@@ -360,7 +362,9 @@ func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // means any valid token, and `public` means no token at all. Patterns are
 // exact (/api/v1/me), a prefix ending in * (/api/v1/invoices*), or contain
 // * as one whole segment (/api/v1/businesses/*/invoices). Identity fields
-// are subject, client_id, scopes, business_id and grant_id.
+// are subject, client_id, scopes, business_id and grant_id. `rejections`
+// (default json) and `method_override` (default delete) are described on
+// Protect; their values are checked when the handler is provisioned.
 func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -400,12 +404,19 @@ func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			p.KeepAuthorization = true
-		case word == "realm":
+		case word == "realm", word == "rejections", word == "method_override":
 			v, err := oneArg(d)
 			if err != nil {
 				return err
 			}
-			p.Realm = v
+			switch word {
+			case "realm":
+				p.Realm = v
+			case "rejections":
+				p.Rejections = v
+			case "method_override":
+				p.MethodOverride = v
+			}
 		case isMethodToken(word):
 			rc := RouteConfig{Methods: []string{word}}
 			for d.NextArg() {

@@ -53,3 +53,36 @@ func TestProvisionErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestProtectProvisionErrors: oauth_protect values the adapter passes on
+// but Provision refuses.
+func TestProtectProvisionErrors(t *testing.T) {
+	validate := func(t *testing.T, options string) error {
+		t.Helper()
+		db := filepath.Join(t.TempDir(), "og.db")
+		src := "{\n oauthgate {\n issuer http://localhost\n store sqlite " + db + "\n }\n}\n:0 {\n oauth_protect {\n" + options + "\n GET /x\n }\n}\n"
+		cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
+		if err != nil {
+			t.Fatalf("adapt: %v", err)
+		}
+		var cfg caddy.Config
+		if err := caddy.StrictUnmarshalJSON(cfgJSON, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		return caddy.Validate(&cfg)
+	}
+	for _, ok := range []string{"", "rejections json", "rejections handle_errors", "method_override delete", "method_override check"} {
+		if err := validate(t, ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for options, want := range map[string]string{
+		"rejections html":      `rejections: "html" is not one of json, handle_errors`,
+		"method_override keep": `method_override: "keep" is not one of delete, check`,
+		`realm "a\"b"`:         "must not contain quotes",
+	} {
+		if err := validate(t, options); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want it to contain %q", options, err, want)
+		}
+	}
+}
