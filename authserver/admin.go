@@ -26,23 +26,28 @@ type clientSpec struct {
 	Scopes       []string `json:"scopes"`
 	Businesses   []string `json:"businesses"`
 	RedirectURIs []string `json:"redirect_uris"`
-	FirstParty   bool     `json:"first_party"`
-	Public       bool     `json:"public"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may return the
+	// browser (exact match), under the same rules as RedirectURIs.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+	FirstParty             bool     `json:"first_party"`
+	Public                 bool     `json:"public"`
 }
 
 // clientView is how a client is shown: never with its secret or hash.
 type clientView struct {
-	ClientID     string    `json:"client_id"`
-	ClientSecret string    `json:"client_secret,omitempty"`
-	Name         string    `json:"name"`
-	GrantTypes   []string  `json:"grant_types"`
-	Scopes       []string  `json:"scopes"`
-	Businesses   []string  `json:"businesses"`
-	RedirectURIs []string  `json:"redirect_uris"`
-	FirstParty   bool      `json:"first_party"`
-	Public       bool      `json:"public"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	ClientID     string   `json:"client_id"`
+	ClientSecret string   `json:"client_secret,omitempty"`
+	Name         string   `json:"name"`
+	GrantTypes   []string `json:"grant_types"`
+	Scopes       []string `json:"scopes"`
+	Businesses   []string `json:"businesses"`
+	RedirectURIs []string `json:"redirect_uris"`
+	// PostLogoutRedirectURIs, for RP-initiated logout.
+	PostLogoutRedirectURIs []string  `json:"post_logout_redirect_uris"`
+	FirstParty             bool      `json:"first_party"`
+	Public                 bool      `json:"public"`
+	CreatedAt              time.Time `json:"created_at"`
+	UpdatedAt              time.Time `json:"updated_at"`
 }
 
 func viewClient(c *tokenstore.Client) clientView {
@@ -55,7 +60,8 @@ func viewClient(c *tokenstore.Client) clientView {
 	return clientView{
 		ClientID: c.ID, Name: c.Name, GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
 		Businesses: nonNil(c.Businesses), RedirectURIs: nonNil(c.RedirectURIs),
-		FirstParty: c.FirstParty, Public: c.Public, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		PostLogoutRedirectURIs: nonNil(c.PostLogoutRedirectURIs),
+		FirstParty:             c.FirstParty, Public: c.Public, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 }
 
@@ -170,6 +176,11 @@ func (s *Server) validateClient(c *clientSpec) error {
 			return err
 		}
 	}
+	for _, u := range c.PostLogoutRedirectURIs {
+		if err := validRedirectURI(u); err != nil {
+			return fmt.Errorf("post_logout_redirect_uris: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -177,7 +188,7 @@ func (s *Server) validateClient(c *clientSpec) error {
 // configuration, so a Caddyfile cannot declare what the admin API refuses.
 func (s *Server) CheckClient(c *tokenstore.Client) error {
 	spec := clientSpec{Name: c.Name, GrantTypes: c.GrantTypes, Scopes: c.Scopes, Businesses: c.Businesses,
-		RedirectURIs: c.RedirectURIs, FirstParty: c.FirstParty, Public: c.Public}
+		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, FirstParty: c.FirstParty, Public: c.Public}
 	if err := s.validateClient(&spec); err != nil {
 		return fmt.Errorf("client %q: %w", c.ID, err)
 	}
@@ -232,7 +243,8 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request) {
 	now := s.now().UTC()
 	c := &tokenstore.Client{
 		ID: id, Name: spec.Name, GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Businesses: spec.Businesses,
-		RedirectURIs: spec.RedirectURIs, FirstParty: spec.FirstParty, Public: spec.Public, CreatedAt: now, UpdatedAt: now,
+		RedirectURIs: spec.RedirectURIs, PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs,
+		FirstParty: spec.FirstParty, Public: spec.Public, CreatedAt: now, UpdatedAt: now,
 	}
 	var secret string
 	if !spec.Public {

@@ -22,6 +22,9 @@ func (s *Server) initBrowser() error {
 		return err
 	}
 	s.pages = p
+	if err := s.initBrand(); err != nil {
+		return err
+	}
 	if s.cfg.Delegated != nil {
 		d, err := newDelegatedIdentity(s, *s.cfg.Delegated)
 		if err != nil {
@@ -49,6 +52,11 @@ func (s *Server) serveBrowser(w http.ResponseWriter, r *http.Request, path strin
 			return false
 		}
 		s.serveSignIn(w, r)
+	case path == s.paths.signOut:
+		if _, builtin := s.identity.(builtinIdentity); !builtin {
+			return false
+		}
+		s.serveSignOut(w, r)
 	case path == s.paths.userinfo:
 		s.serveUserinfo(w, r)
 	case strings.HasPrefix(path, s.paths.assets):

@@ -89,6 +89,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "consent", pageData{
 		Title:   "Allow " + req.client.Name + " to access " + s.cfg.Brand,
 		Consent: s.consentView(r.Context(), req, acct, r.URL.Query().Get("request"), csrfToken(secret, csrfConsent, acct.binding)),
+		SignOut: s.signOutFor(w, r, acct),
 	})
 }
 

@@ -28,13 +28,16 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 // metadata is RFC 8414 authorization-server metadata, which is also a valid
 // OpenID Provider configuration document.
 type metadata struct {
-	Issuer                            string   `json:"issuer"`
-	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	JWKSURI                           string   `json:"jwks_uri"`
-	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
-	RevocationEndpoint                string   `json:"revocation_endpoint"`
-	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	Issuer                string `json:"issuer"`
+	AuthorizationEndpoint string `json:"authorization_endpoint"`
+	TokenEndpoint         string `json:"token_endpoint"`
+	JWKSURI               string `json:"jwks_uri"`
+	UserinfoEndpoint      string `json:"userinfo_endpoint"`
+	RevocationEndpoint    string `json:"revocation_endpoint"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	// EndSessionEndpoint is RP-Initiated Logout 1.0's; absent with
+	// delegated identity, where the platform owns the sign-in.
+	EndSessionEndpoint                string   `json:"end_session_endpoint,omitempty"`
 	ScopesSupported                   []string `json:"scopes_supported,omitempty"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	ResponseModesSupported            []string `json:"response_modes_supported"`
@@ -93,6 +96,9 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "user_id", "user_name", "user_email", "default_business_id", "business_ids", "authorized_business_id"},
 		PromptValuesSupported:             []string{"none", "login", "consent"},
 		AuthorizationResponseISSParameter: true,
+	}
+	if _, builtin := s.identity.(builtinIdentity); builtin {
+		md.EndSessionEndpoint = s.endpointURL(s.paths.signOut)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

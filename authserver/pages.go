@@ -20,9 +20,14 @@ var templates embed.FS
 type pages struct {
 	byName map[string]*template.Template
 	assets map[string][]byte
-	// cssPath is the stylesheet's name with a content hash, so it can be
-	// cached and still change with a new release.
-	css string
+	// css is the stylesheet's name with a content hash, so it can be
+	// cached and still change with a new release; brandCSS likewise for
+	// the brand's colours.
+	css, brandCSS string
+	// brand is the platform as the layout shows it.
+	brand brandView
+	// csp is the pages' Content-Security-Policy, with the logo's origin.
+	csp string
 }
 
 func loadPages() (*pages, error) {
@@ -34,7 +39,7 @@ func loadPages() (*pages, error) {
 	sum := sha256.Sum256(css)
 	p.assets["oauthgate.css"] = css
 	p.css = "oauthgate.css?v=" + hex.EncodeToString(sum[:6])
-	for _, name := range []string{"signin", "consent", "error"} {
+	for _, name := range []string{"signin", "consent", "error", "signout"} {
 		t, err := template.ParseFS(templates, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parsing %s page: %w", name, err)
@@ -46,12 +51,20 @@ func loadPages() (*pages, error) {
 
 // pageData is what every page template receives.
 type pageData struct {
-	Brand   string
-	Title   string
-	CSS     string
+	Brand    string
+	Title    string
+	CSS      string
+	BrandCSS string
+	// Logo is the platform's logo, mark and name for the header.
+	Logo    brandView
 	Error   *pageError
 	SignIn  *signInView
 	Consent *consentView
+	// SignOutPage is the sign-out question or its outcome.
+	SignOutPage *signOutView
+	// SignOut, on pages shown to a signed-in user, is the footer's
+	// sign-out form.
+	SignOut *signOutForm
 }
 
 // render executes a page into a buffer first, so a template failure is a
@@ -59,6 +72,8 @@ type pageData struct {
 func (s *Server) render(w http.ResponseWriter, status int, name string, d pageData) {
 	d.Brand = s.cfg.Brand
 	d.CSS = s.paths.assets + s.pages.css
+	d.BrandCSS = s.paths.assets + s.pages.brandCSS
+	d.Logo = s.pages.brand
 	var buf bytes.Buffer
 	if err := s.pages.byName[name].ExecuteTemplate(&buf, "layout", d); err != nil {
 		s.logError("rendering "+name+" page", err)
@@ -67,6 +82,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, d pageDa
 		return
 	}
 	pageHeaders(w)
+	w.Header().Set("Content-Security-Policy", s.pages.csp)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())

@@ -52,6 +52,9 @@ type Config struct {
 	// Brand names the platform on the sign-in and consent pages. Default
 	// "oauthgate".
 	Brand string
+	// Branding is the platform's logo or mark and accent colour on those
+	// pages.
+	Branding Branding
 	// SessionTTL is how long a sign-in to the built-in directory lasts.
 	// Default 12 hours.
 	SessionTTL time.Duration
@@ -88,7 +91,7 @@ type Server struct {
 
 type endpointPaths struct {
 	authorize, token, revoke, introspect, userinfo, jwks string
-	signIn, consent, assets                              string
+	signIn, consent, signOut, assets                     string
 }
 
 // New validates cfg and builds a Server.
@@ -135,6 +138,7 @@ func New(cfg Config, store Store, ts *tokens.Service) (*Server, error) {
 			jwks:       base + "/jwks",
 			signIn:     base + "/sign-in",
 			consent:    base + "/consent",
+			signOut:    base + "/sign-out",
 			assets:     base + "/assets/",
 		},
 	}

@@ -99,6 +99,20 @@ type App struct {
 	// "oauthgate".
 	Brand string `json:"brand,omitempty"`
 
+	// BrandLogo is the platform's logo on those pages: an https URL or an
+	// absolute path on the site. Default: none (BrandMark is drawn).
+	BrandLogo string `json:"brand_logo,omitempty"`
+
+	// BrandMark is the inline mark drawn when there is no logo: one to
+	// three letters or digits. Default: the brand's initials, or
+	// oauthgate's shield when Brand is unset.
+	BrandMark string `json:"brand_mark,omitempty"`
+
+	// BrandAccent is the accent colour of the pages' buttons, links and
+	// mark, as a CSS hex colour (#rgb or #rrggbb); text on it is black or
+	// white, whichever contrasts more. Default #4338ca.
+	BrandAccent string `json:"brand_accent,omitempty"`
+
 	// Identity selects who signs users in for the authorization-code flow.
 	// Default: the built-in directory.
 	Identity *IdentityConfig `json:"identity,omitempty"`
@@ -160,6 +174,10 @@ type StaticClient struct {
 	Businesses []string `json:"businesses,omitempty"`
 	// RedirectURIs, compared by exact string match.
 	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser afterwards, compared by exact string match. Default: none
+	// (the signed-out page is shown).
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
 	// FirstParty clients skip the consent screen.
 	FirstParty bool `json:"first_party,omitempty"`
 	// Public clients have no secret and must use PKCE.
@@ -185,6 +203,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	sc, err := a.storeConfig(repl)
 	if err != nil {
+		return err
+	}
+	if err := authserver.ValidateBrand(a.Brand, a.branding()); err != nil {
 		return err
 	}
 	reg := ctx.GetMetricsRegistry()
@@ -256,6 +277,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		RefreshRequiresOfflineAccess: a.RefreshTokens == "offline_access",
 		PublicRevocation:             a.PublicRevocation,
 		Brand:                        a.Brand,
+		Branding:                     a.branding(),
 		SessionTTL:                   time.Duration(a.SessionTTL),
 		Delegated:                    delegated,
 		BrowserMetrics:               bm,
@@ -271,6 +293,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	return a.provisionUsers(ctx, repl)
+}
+
+// branding is the pages' look beyond the brand name.
+func (a *App) branding() authserver.Branding {
+	return authserver.Branding{Logo: a.BrandLogo, Mark: a.BrandMark, Accent: a.BrandAccent}
 }
 
 // storeConfig resolves the store settings and their defaults.
@@ -324,7 +351,7 @@ func (a *App) staticClients(repl *caddy.Replacer) ([]*tokenstore.Client, error) 
 		}
 		c := &tokenstore.Client{
 			ID: sc.ID, Name: sc.Name, GrantTypes: gt, Scopes: sc.Scopes, Businesses: sc.Businesses,
-			RedirectURIs: sc.RedirectURIs, FirstParty: sc.FirstParty, Public: sc.Public, CreatedAt: now, UpdatedAt: now,
+			RedirectURIs: sc.RedirectURIs, PostLogoutRedirectURIs: sc.PostLogoutRedirectURIs, FirstParty: sc.FirstParty, Public: sc.Public, CreatedAt: now, UpdatedAt: now,
 		}
 		if c.Name == "" {
 			c.Name = c.ID

@@ -22,6 +22,40 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("oauth_protect", httpcaddyfile.After, "basic_auth")
 }
 
+// parseBrand reads `brand <name> [{ logo …; mark …; accent … }]`. The
+// values are checked when the app provisions.
+func parseBrand(d *caddyfile.Dispenser, app *App) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	app.Brand = d.Val()
+	if d.NextArg() {
+		return d.Errf("brand %s: too many arguments; quote the name", app.Brand)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if opt == "accent" && d.CountRemainingArgs() == 0 {
+			// The usual mistake: an unquoted # starts a comment.
+			return d.Err(`brand accent needs a colour; quote it, as in accent "#0a7cff" (an unquoted # starts a comment)`)
+		}
+		v, err := oneArg(d)
+		if err != nil {
+			return err
+		}
+		switch opt {
+		case "logo":
+			app.BrandLogo = v
+		case "mark":
+			app.BrandMark = v
+		case "accent":
+			app.BrandAccent = v
+		default:
+			return d.Errf("unrecognized brand option %q", opt)
+		}
+	}
+	return nil
+}
+
 // parseGlobalOption sets up the oauthgate app from the global option:
 //
 //	oauthgate {
@@ -50,6 +84,7 @@ func init() {
 //			scopes <scope...>
 //			businesses <id...>
 //			redirect_uris <uri...>
+//			post_logout_redirect_uris <uri...>
 //			first_party
 //			public
 //		}
@@ -57,7 +92,11 @@ func init() {
 //		public_revocation
 //		cache_size <bytes, e.g. 64MiB>
 //		max_staleness <duration>
-//		brand <name>
+//		brand <name> {
+//			logo <https URL or /path>
+//			mark <1-3 letters>
+//			accent "<#rgb or #rrggbb>"
+//		}
 //		session_ttl <duration>
 //		identity builtin
 //		identity delegated {
@@ -77,7 +116,9 @@ func init() {
 //	}
 //
 // Durations accept Caddy's units, including d for days (e.g. 30d).
-// brand names the platform on the sign-in and consent pages. identity
+// brand names the platform on the sign-in, consent and error pages; its
+// block (optional) gives a logo or an inline mark and an accent colour.
+// identity
 // builtin (the default) signs users of oauthgate's directory in on its own
 // page; identity delegated asks the platform's session_url who is signed in
 // (forwarding the browser's cookies) and sends signed-out browsers to
@@ -100,7 +141,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	for d.NextBlock(0) {
 		opt := d.Val()
 		switch opt {
-		case "issuer", "audience", "base_path", "signing_alg", "client_id_prefix", "client_secret_prefix", "refresh_tokens", "brand":
+		case "brand":
+			if err := parseBrand(d, app); err != nil {
+				return nil, err
+			}
+		case "issuer", "audience", "base_path", "signing_alg", "client_id_prefix", "client_secret_prefix", "refresh_tokens":
 			v, err := oneArg(d)
 			if err != nil {
 				return nil, err
@@ -123,8 +168,6 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				app.ClientIDPrefix = v
 			case "client_secret_prefix":
 				app.ClientSecretPrefix = v
-			case "brand":
-				app.Brand = v
 			case "refresh_tokens":
 				if v != "always" && v != "offline_access" {
 					return nil, d.Errf("refresh_tokens %q: want always or offline_access", v)
@@ -292,7 +335,7 @@ func parseStaticClient(d *caddyfile.Dispenser) (StaticClient, error) {
 			} else {
 				c.Name = v
 			}
-		case "grant_types", "scopes", "businesses", "redirect_uris":
+		case "grant_types", "scopes", "businesses", "redirect_uris", "post_logout_redirect_uris":
 			vals := d.RemainingArgs()
 			if len(vals) == 0 {
 				return c, d.ArgErr()
@@ -306,6 +349,8 @@ func parseStaticClient(d *caddyfile.Dispenser) (StaticClient, error) {
 				c.Businesses = append(c.Businesses, vals...)
 			case "redirect_uris":
 				c.RedirectURIs = append(c.RedirectURIs, vals...)
+			case "post_logout_redirect_uris":
+				c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, vals...)
 			}
 		case "first_party", "public":
 			if d.NextArg() {

@@ -24,7 +24,8 @@ admin endpoint, localhost:2019 by default; --address, or --config and
 --adapter to read it from a config file, as other caddy commands do).
 
   client create --name <n> [--grant-types …] [--scopes …] [--businesses …]
-                [--redirect-uris …] [--first-party] [--public]
+                [--redirect-uris …] [--post-logout-redirect-uris …]
+                [--first-party] [--public]
   client list | get <id> | delete <id> | rotate-secret <id>
   client link <id> <business> | unlink <id> <business>
   grant list [--client <id>] [--user <id>] | revoke <id>
@@ -55,13 +56,14 @@ func buildCommand(cmd *cobra.Command) {
 
 	client := &cobra.Command{Use: "client", Short: "Registered OAuth clients"}
 	var spec struct {
-		Name         string   `json:"name"`
-		GrantTypes   []string `json:"grant_types,omitempty"`
-		Scopes       []string `json:"scopes,omitempty"`
-		Businesses   []string `json:"businesses,omitempty"`
-		RedirectURIs []string `json:"redirect_uris,omitempty"`
-		FirstParty   bool     `json:"first_party,omitempty"`
-		Public       bool     `json:"public,omitempty"`
+		Name                   string   `json:"name"`
+		GrantTypes             []string `json:"grant_types,omitempty"`
+		Scopes                 []string `json:"scopes,omitempty"`
+		Businesses             []string `json:"businesses,omitempty"`
+		RedirectURIs           []string `json:"redirect_uris,omitempty"`
+		PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+		FirstParty             bool     `json:"first_party,omitempty"`
+		Public                 bool     `json:"public,omitempty"`
 	}
 	create := &cobra.Command{
 		Use: "create", Short: "Registers a client and prints its id and secret (once)", Args: cobra.NoArgs,
@@ -72,6 +74,7 @@ func buildCommand(cmd *cobra.Command) {
 	create.Flags().StringSliceVar(&spec.Scopes, "scopes", nil, "Scopes the client may request")
 	create.Flags().StringSliceVar(&spec.Businesses, "businesses", nil, "Businesses the client owns (client-credentials tenancy)")
 	create.Flags().StringSliceVar(&spec.RedirectURIs, "redirect-uris", nil, "Redirect URIs, matched exactly")
+	create.Flags().StringSliceVar(&spec.PostLogoutRedirectURIs, "post-logout-redirect-uris", nil, "Where sign-out may return the browser (RP-initiated logout), matched exactly")
 	create.Flags().BoolVar(&spec.FirstParty, "first-party", false, "Platform-scoped client: skips the consent screen")
 	create.Flags().BoolVar(&spec.Public, "public", false, "Public client: no secret, PKCE required")
 	_ = create.MarkFlagRequired("name")

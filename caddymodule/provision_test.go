@@ -24,6 +24,16 @@ func TestProvisionErrors(t *testing.T) {
 		{"static confidential client without a secret", "issuer http://localhost\nclient c {\n name x\n}", "a confidential client needs a secret"},
 		{"static client scope outside catalogue", "issuer http://localhost\nscope read:a A\nclient c {\n secret s\n scopes read:b\n}", `scope "read:b" is not in the scope catalogue`},
 		{"static client twice", "issuer http://localhost\nclient c {\n secret s\n}\nclient c {\n secret t\n}", "declared twice"},
+		{"brand accent a colour name", "issuer http://localhost\nbrand Y {\n accent red\n}", `brand accent "red": want a CSS hex colour`},
+		{"brand accent CSS injection", "issuer http://localhost\nbrand Y {\n accent \"#000;background:url(x)\"\n}", "want a CSS hex colour"},
+		{"brand accent eight digits", "issuer http://localhost\nbrand Y {\n accent \"#2563ebff\"\n}", "want a CSS hex colour"},
+		{"brand logo over http", "issuer http://localhost\nbrand Y {\n logo http://cdn.example/logo.svg\n}", "must be an https URL or an absolute path"},
+		{"brand logo javascript", "issuer http://localhost\nbrand Y {\n logo javascript:alert(1)\n}", "must be an https URL or an absolute path"},
+		{"brand logo relative", "issuer http://localhost\nbrand Y {\n logo logo.svg\n}", "must be an https URL or an absolute path"},
+		{"brand logo protocol-relative", "issuer http://localhost\nbrand Y {\n logo //evil.example/x.svg\n}", "must be an https URL or an absolute path"},
+		{"brand logo with a quote", "issuer http://localhost\nbrand Y {\n logo `/x.svg\"onerror=\"y`\n}", "plain URL"},
+		{"brand mark too long", "issuer http://localhost\nbrand Y {\n mark ABCD\n}", "brand mark"},
+		{"static client post-logout URI over http", "issuer http://localhost\nclient c {\n secret s\n grant_types authorization_code\n redirect_uris https://app.example/cb\n post_logout_redirect_uris http://app.example/bye\n}", "post_logout_redirect_uris: redirect_uri \"http://app.example/bye\": http is allowed only for loopback"},
 		{"bad base path", "issuer http://localhost\nbase_path /a?b", "must be a plain URL path"},
 	}
 	validate := func(t *testing.T, options string) error {
@@ -41,7 +51,7 @@ func TestProvisionErrors(t *testing.T) {
 		return caddy.Validate(&cfg)
 	}
 	// The control: a correct configuration provisions.
-	if err := validate(t, "issuer http://localhost\nscope read:a A\nclient c {\n secret s\n scopes read:a\n grant_types authorization_code client_credentials\n redirect_uris https://app.example/cb\n}"); err != nil {
+	if err := validate(t, "issuer http://localhost\nbrand Y {\n logo /logo.svg\n mark Y\n accent \"#07f\"\n}\nscope read:a A\nclient c {\n secret s\n scopes read:a\n grant_types authorization_code client_credentials\n redirect_uris https://app.example/cb\n}"); err != nil {
 		t.Fatalf("valid configuration: %v", err)
 	}
 	for _, tc := range cases {
