@@ -7,5 +7,5 @@ package e2e
 import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/oauthgate/oauthgate/caddymodule"
+	_ "github.com/oauthgate/oauthgate"
 )
