@@ -20,6 +20,11 @@ const (
 	maxBcryptPassword = 72
 )
 
+// HashPassword returns the bcrypt hash of a new password, as the directory
+// stores it and a configured user's password_hash takes it: refused when
+// shorter than 8 characters or longer than the 72 bytes bcrypt reads.
+func HashPassword(pw string) (string, error) { return hashPassword(pw) }
+
 // hashPassword returns the bcrypt hash of a new password.
 func hashPassword(pw string) (string, error) {
 	if err := checkNewPassword(pw); err != nil {

@@ -160,10 +160,17 @@ type ScopeConfig struct {
 type StaticClient struct {
 	// ID is the client_id.
 	ID string `json:"id"`
-	// Secret is the client secret; use a placeholder such as
-	// {env.CLIENT_SECRET} to keep it out of the file. Empty for a public
-	// client.
+	// Secret is the client secret in clear text. It is hashed when the
+	// configuration loads, but the text itself stays in the JSON config,
+	// which `GET /config/` and Caddy's autosave show: use a placeholder
+	// read at load time, such as {env.CLIENT_SECRET} or
+	// {file./run/secrets/client}, or SecretHash instead.
 	Secret string `json:"secret,omitempty"`
+	// SecretHash is the SHA-256 of the secret, as `caddy oauthgate
+	// hash-secret` prints it: "sha256:" and 64 hex digits. It is what the
+	// store keeps, so the secret itself appears nowhere. A confidential
+	// client has Secret or SecretHash, not both; a public one neither.
+	SecretHash string `json:"secret_hash,omitempty"`
 	// Name is shown on the consent screen.
 	Name string `json:"name,omitempty"`
 	// GrantTypes the client may use. Default ["client_credentials"].
@@ -342,8 +349,24 @@ func (a *App) staticClients(repl *caddy.Replacer) ([]*tokenstore.Client, error) 
 		}
 		seen[sc.ID] = true
 		secret := repl.ReplaceKnown(sc.Secret, "")
-		if sc.Public != (secret == "") {
-			return nil, fmt.Errorf("client %q: a confidential client needs a secret, a public one must not have one", sc.ID)
+		hashText := repl.ReplaceKnown(sc.SecretHash, "")
+		switch {
+		case secret != "" && hashText != "":
+			return nil, fmt.Errorf("client %q: give a secret or a secret_hash, not both", sc.ID)
+		case sc.Public != (secret == "" && hashText == ""):
+			return nil, fmt.Errorf("client %q: a confidential client needs a secret or secret_hash, a public one must not have one", sc.ID)
+		}
+		var hash []byte
+		switch {
+		case hashText != "":
+			var err error
+			if hash, err = tokens.ParseSecretHash(hashText); err != nil {
+				// The message never repeats the value: it may be a secret
+				// given in the wrong place.
+				return nil, fmt.Errorf("client %q: secret_hash: %w", sc.ID, err)
+			}
+		case secret != "":
+			hash = tokens.HashSecret(secret)
 		}
 		gt := sc.GrantTypes
 		if len(gt) == 0 {
@@ -356,9 +379,7 @@ func (a *App) staticClients(repl *caddy.Replacer) ([]*tokenstore.Client, error) 
 		if c.Name == "" {
 			c.Name = c.ID
 		}
-		if secret != "" {
-			c.SecretHash = tokens.HashSecret(secret)
-		}
+		c.SecretHash = hash
 		out = append(out, c)
 	}
 	return out, nil

@@ -79,6 +79,7 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 //		scope <name> [<description>]
 //		client <id> {
 //			secret <secret>
+//			secret_hash <sha256:hex>
 //			name <name>
 //			grant_types <type...>
 //			scopes <scope...>
@@ -124,8 +125,11 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 // (forwarding the browser's cookies) and sends signed-out browsers to
 // sign_in_url with the full OAuth URL in return_param (default return_to).
 // Each user is created or updated in the directory when the configuration
-// loads; its password is hashed with bcrypt then, and may be a placeholder
-// such as {env.DEMO_PASSWORD}.
+// loads; its password is hashed with bcrypt then. A client's secret and a
+// user's password given in clear text stay in the JSON config (GET /config/,
+// Caddy's autosave): give a runtime placeholder such as {env.DEMO_PASSWORD},
+// or the hash `caddy oauthgate hash-secret` prints (secret_hash, and
+// password_hash with --user).
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
 	if existing != nil {
@@ -325,14 +329,17 @@ func parseStaticClient(d *caddyfile.Dispenser) (StaticClient, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		switch opt {
-		case "secret", "name":
+		case "secret", "secret_hash", "name":
 			v, err := oneArg(d)
 			if err != nil {
 				return c, err
 			}
-			if opt == "secret" {
+			switch opt {
+			case "secret":
 				c.Secret = v
-			} else {
+			case "secret_hash":
+				c.SecretHash = v
+			default:
 				c.Name = v
 			}
 		case "grant_types", "scopes", "businesses", "redirect_uris", "post_logout_redirect_uris":

@@ -76,3 +76,30 @@ func TestAdaptErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestAdaptKeepsSecretsOut: a Caddyfile that gives a client's secret and a
+// user's password as hashes, or as runtime placeholders, adapts to JSON
+// without them, even with the placeholders' variables set: the JSON is what
+// GET /config/ and Caddy's autosave show.
+func TestAdaptKeepsSecretsOut(t *testing.T) {
+	t.Setenv("ENV_APP_SECRET", "env-app-secret-in-the-environment")
+	t.Setenv("BOB_PASSWORD", "bob-password-in-the-environment")
+	in, err := os.ReadFile("testdata/adapt/secrets.caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, clear := range []string{"demo-app-secret", "demo-password", "env-app-secret-in-the-environment", "bob-password-in-the-environment"} {
+		if strings.Contains(string(out), clear) {
+			t.Errorf("the adapted JSON holds %q:\n%s", clear, out)
+		}
+	}
+	for _, kept := range []string{`"secret_hash":"sha256:`, `"password_hash":"$2a$12$`, `"secret":"{env.ENV_APP_SECRET}"`, `"password":"{env.BOB_PASSWORD}"`} {
+		if !strings.Contains(string(out), kept) {
+			t.Errorf("the adapted JSON lacks %s:\n%s", kept, out)
+		}
+	}
+}

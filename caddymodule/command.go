@@ -16,7 +16,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "oauthgate",
-		Usage: "<client|grant|keys|user|business> <action> [args] [--address <admin>]",
+		Usage: "<client|grant|keys|user|business> <action> [args] [--address <admin>] | hash-secret",
 		Short: "Manages oauthgate clients, users, grants and keys through the admin API",
 		Long: `
 Manages a running oauthgate through Caddy's admin API (/oauthgate/ on the
@@ -35,9 +35,13 @@ admin endpoint, localhost:2019 by default; --address, or --config and
               [--current-business <id>]
   user list | get <id or email> | delete <id or email>
   business list | create <id> <name>
+  hash-secret [--user] [--plaintext <s>, else read from the terminal or
+              standard input] | hash-secret --generate [--prefix <p>]
 
 The client secret is printed once, by create and rotate-secret; it is not
-stored and cannot be shown again. Output is JSON.
+stored and cannot be shown again. Output is JSON. hash-secret needs no
+running Caddy: it prints a static client's secret_hash (or, with --user, a
+configured user's password_hash) so the Caddyfile holds no secret.
 `,
 		CobraFunc: buildCommand,
 	})
@@ -136,6 +140,7 @@ func buildCommand(cmd *cobra.Command) {
 	)
 	cmd.AddCommand(client, grant, keys)
 	addDirectoryCommands(cmd, af)
+	addHashCommand(cmd)
 }
 
 // call sends one admin API request and prints the JSON answer.

@@ -35,6 +35,12 @@ func TestProvisionErrors(t *testing.T) {
 		{"brand mark too long", "issuer http://localhost\nbrand Y {\n mark ABCD\n}", "brand mark"},
 		{"static client post-logout URI over http", "issuer http://localhost\nclient c {\n secret s\n grant_types authorization_code\n redirect_uris https://app.example/cb\n post_logout_redirect_uris http://app.example/bye\n}", "post_logout_redirect_uris: redirect_uri \"http://app.example/bye\": http is allowed only for loopback"},
 		{"bad base path", "issuer http://localhost\nbase_path /a?b", "must be a plain URL path"},
+		{"static client with a secret and its hash", "issuer http://localhost\nclient c {\n secret s\n secret_hash " + demoSecretHash + "\n}", "a secret or a secret_hash, not both"},
+		{"static public client with a secret hash", "issuer http://localhost\nclient c {\n secret_hash " + demoSecretHash + "\n public\n}", "a public one must not have one"},
+		{"static client hash not sha256", "issuer http://localhost\nclient c {\n secret_hash $2a$12$abcdefghijklmnopqrstuv\n}", `secret_hash: want "sha256:" and 64 hex digits`},
+		{"static client hash too short", "issuer http://localhost\nclient c {\n secret_hash " + demoSecretHash[:40] + "\n}", `secret_hash: want "sha256:" and 64 hex digits`},
+		{"static client secret in secret_hash", "issuer http://localhost\nclient c {\n secret_hash my-clear-secret\n}", `secret_hash: want "sha256:"`},
+		{"static client hash placeholder unset", "issuer http://localhost\nclient c {\n secret_hash {env.OAUTHGATE_TEST_UNSET_HASH}\n}", "a confidential client needs a secret or secret_hash"},
 	}
 	validate := func(t *testing.T, options string) error {
 		t.Helper()
@@ -54,11 +60,18 @@ func TestProvisionErrors(t *testing.T) {
 	if err := validate(t, "issuer http://localhost\nbrand Y {\n logo /logo.svg\n mark Y\n accent \"#07f\"\n}\nscope read:a A\nclient c {\n secret s\n scopes read:a\n grant_types authorization_code client_credentials\n redirect_uris https://app.example/cb\n}"); err != nil {
 		t.Fatalf("valid configuration: %v", err)
 	}
+	// So does a static client given by its secret's hash.
+	if err := validate(t, "issuer http://localhost\nclient c {\n secret_hash "+demoSecretHash+"\n}"); err != nil {
+		t.Fatalf("client with secret_hash: %v", err)
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := validate(t, tc.options)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "my-clear-secret") {
+				t.Errorf("the error repeats the value: %v", err)
 			}
 		})
 	}
@@ -96,3 +109,7 @@ func TestProtectProvisionErrors(t *testing.T) {
 		}
 	}
 }
+
+// demoSecretHash is `caddy oauthgate hash-secret` of the demo's
+// "demo-app-secret".
+const demoSecretHash = "sha256:81ba29a3c94c9cf43ff329391ab198559a0418b4a17436642403a88478987654"

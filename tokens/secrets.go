@@ -6,6 +6,8 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
+	"strings"
 )
 
 // This file is the one place oauthgate draws random values (signing keys
@@ -65,4 +67,27 @@ func SecretMatches(hash []byte, s string) bool {
 		return false
 	}
 	return subtle.ConstantTimeCompare(hash, HashSecret(s)) == 1
+}
+
+// secretHashPrefix names the hash in its text form, so that another
+// algorithm could be told apart later.
+const secretHashPrefix = "sha256:"
+
+// FormatSecretHash is the text form of a secret's hash, as a static
+// client's secret_hash takes it: "sha256:" and 64 hex digits.
+func FormatSecretHash(hash []byte) string {
+	return secretHashPrefix + hex.EncodeToString(hash)
+}
+
+// ParseSecretHash reads FormatSecretHash's text form.
+func ParseSecretHash(s string) ([]byte, error) {
+	digits, ok := strings.CutPrefix(s, secretHashPrefix)
+	if !ok {
+		return nil, errors.New(`want "sha256:" and 64 hex digits (caddy oauthgate hash-secret)`)
+	}
+	h, err := hex.DecodeString(digits)
+	if err != nil || len(h) != sha256.Size {
+		return nil, errors.New(`want "sha256:" and 64 hex digits (caddy oauthgate hash-secret)`)
+	}
+	return h, nil
 }

@@ -45,3 +45,29 @@ func TestSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretHashText: a static client's secret_hash is the hash the store
+// keeps, written "sha256:<hex>"; anything else is refused.
+func TestSecretHashText(t *testing.T) {
+	h := HashSecret("demo-app-secret")
+	text := FormatSecretHash(h)
+	if text != "sha256:81ba29a3c94c9cf43ff329391ab198559a0418b4a17436642403a88478987654" {
+		t.Fatalf("FormatSecretHash = %q", text)
+	}
+	got, err := ParseSecretHash(text)
+	if err != nil || !SecretMatches(got, "demo-app-secret") || SecretMatches(got, "demo-app-secreT") {
+		t.Fatalf("ParseSecretHash(%q) = %x, %v", text, got, err)
+	}
+	if up, err := ParseSecretHash("sha256:" + strings.ToUpper(text[7:])); err != nil || !SecretMatches(up, "demo-app-secret") {
+		t.Errorf("upper-case hex: %v", err)
+	}
+	for _, bad := range []string{
+		"", "demo-app-secret", text[7:], "sha512:" + text[7:], "SHA256:" + text[7:],
+		text[:len(text)-2], text + "00", "sha256:" + strings.Repeat("g", 64), " " + text,
+		"$2a$12$" + strings.Repeat("a", 53),
+	} {
+		if h, err := ParseSecretHash(bad); err == nil {
+			t.Errorf("ParseSecretHash(%q) = %x, want an error", bad, h)
+		}
+	}
+}
