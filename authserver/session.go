@@ -93,7 +93,12 @@ func (s *Server) csrfSecret(w http.ResponseWriter, r *http.Request) (string, err
 		return "", err
 	}
 	// As long as a session, so a form left open keeps working.
-	http.SetCookie(w, s.cookie(csrfCookie, v, int(s.cfg.SessionTTL/time.Second)))
+	c := s.cookie(csrfCookie, v, int(s.cfg.SessionTTL/time.Second))
+	http.SetCookie(w, c)
+	// A page with several forms (consent and sign-out) asks again while
+	// answering the same request: it must get this secret, not a second
+	// one whose cookie would replace the first.
+	r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
 	return v, nil
 }
 
