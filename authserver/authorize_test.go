@@ -208,10 +208,9 @@ func TestAuthorizeFlow(t *testing.T) {
 	})
 }
 
-var (
-	hiddenCSRF    = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
-	hiddenRequest = regexp.MustCompile(`name="request" value="([^"]+)"`)
-)
+// consentForm finds the consent form's hidden fields (the page may hold
+// other forms, such as sign-out, with their own CSRF token).
+var consentForm = regexp.MustCompile(`name="request" value="([^"]+)">\s*<input type="hidden" name="csrf_token" value="([^"]+)"`)
 
 // TestConsentDecision: the consent page, Allow (the code, and the consent
 // remembered), Deny (access_denied), and the form's checks.
@@ -228,20 +227,25 @@ func TestConsentDecision(t *testing.T) {
 			t.Fatalf("consent page: %d %s", resp.Code, resp.Body)
 		}
 		body := resp.Body.String()
-		csrf, req := hiddenCSRF.FindStringSubmatch(body), hiddenRequest.FindStringSubmatch(body)
-		if csrf == nil || req == nil || !strings.Contains(body, "B One") || !strings.Contains(body, "read:invoices") {
+		m := consentForm.FindStringSubmatch(body)
+		if m == nil || !strings.Contains(body, "B One") || !strings.Contains(body, "read:invoices") {
 			t.Fatalf("consent page lacks the form, businesses or scopes:\n%s", body)
 		}
+		// The browser has no CSRF cookie yet: the page sets exactly one,
+		// whatever forms it holds.
 		var cookie *http.Cookie
 		for _, c := range resp.Result().Cookies() {
 			if c.Name == r.s.cookieName(csrfCookie) {
+				if cookie != nil {
+					t.Fatal("the page sets the CSRF cookie twice")
+				}
 				cookie = c
 			}
 		}
 		if cookie == nil {
 			t.Fatal("no CSRF cookie")
 		}
-		return url.Values{"csrf_token": {csrf[1]}, "request": {req[1]}}, cookie
+		return url.Values{"request": {m[1]}, "csrf_token": {m[2]}}, cookie
 	}
 	post := func(form url.Values, cookies ...*http.Cookie) response {
 		req := httptest.NewRequest(http.MethodPost, "/oauth/consent", strings.NewReader(form.Encode()))
