@@ -159,6 +159,8 @@ var (
 // palette is what the pages derive from the accent colour.
 type palette struct {
 	Accent, Hover, Soft, OnAccent, Text, Ring string
+	// Backdrop tints the page's background glow.
+	Backdrop string
 }
 
 // paletteFor derives a legible palette from accent: text on the accent is
@@ -194,6 +196,7 @@ func paletteFor(accent string) palette {
 		OnAccent: on.hex(),
 		Text:     text.hex(),
 		Ring:     fmt.Sprintf("rgba(%d, %d, %d, .28)", ch(c.r), ch(c.g), ch(c.b)),
+		Backdrop: c.mix(rgb{0xf3 / 255.0, 0xf4 / 255.0, 0xf8 / 255.0}, 0.84).hex(),
 	}
 }
 
@@ -209,6 +212,7 @@ func brandCSS(accent string) []byte {
 		"  --on-primary: " + p.OnAccent + ";\n" +
 		"  --primary-text: " + p.Text + ";\n" +
 		"  --ring: " + p.Ring + ";\n" +
+		"  --bg-accent: " + p.Backdrop + ";\n" +
 		"}\n")
 }
 

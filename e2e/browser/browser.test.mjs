@@ -250,3 +250,37 @@ test('deny on the consent page sends access_denied back with state and iss', asy
 async function expectText(page, text) {
   await page.getByText(text, { exact: false }).first().waitFor({ timeout: 10_000 });
 }
+
+test('signing out, from the consent page or the end_session_endpoint, means signing in again', async (t) => {
+  const page = await newPage(t);
+  if (!page) return;
+
+  const auth = new URL(`${issuer}/oauth/authorize`);
+  auth.search = new URLSearchParams({
+    response_type: 'code', client_id: demoClient.id, redirect_uri: `${issuer}/demo/callback`,
+    scope: 'read:invoices', state: 'sign-out', prompt: 'consent',
+  }).toString();
+  await page.goto(auth.toString());
+  await signIn(page);
+  await expectText(page, `Signed in as ${demoUser.email}`);
+  await Promise.all([page.waitForURL(/\/oauth\/sign-out$/), page.getByRole('button', { name: 'Sign out' }).click()]);
+  await page.getByRole('status').filter({ hasText: 'You are signed out' }).waitFor();
+  assert.equal(await page.title(), 'Signed out of oauthgate');
+
+  // The same authorization request now asks to sign in.
+  await page.goto(auth.toString());
+  await page.waitForURL(/\/oauth\/sign-in\?/);
+  await page.getByLabel('Password').waitFor();
+
+  // RP-initiated logout without an id_token_hint asks first.
+  await signIn(page);
+  const md = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
+  assert.equal(md.end_session_endpoint, `${issuer}/oauth/sign-out`);
+  await page.goto(md.end_session_endpoint);
+  await page.getByRole('heading', { name: 'Sign out of oauthgate?' }).waitFor();
+  await expectText(page, demoUser.email);
+  await Promise.all([page.waitForURL(/\/oauth\/sign-out$/), page.locator('.card').getByRole('button', { name: 'Sign out' }).click()]);
+  await page.getByRole('status').filter({ hasText: 'You are signed out' }).waitFor();
+  await page.goto(auth.toString());
+  await page.waitForURL(/\/oauth\/sign-in\?/);
+});
