@@ -52,9 +52,10 @@ type signOutView struct {
 
 // logoutRequest is a checked RP-initiated logout request.
 type logoutRequest struct {
-	// hint is the verified id_token_hint, or nil.
-	hint   *tokens.IDTokenHint
-	client *tokenstore.Client
+	// hint is the verified id_token_hint, or nil; hintRaw the token.
+	hint    *tokens.IDTokenHint
+	hintRaw string
+	client  *tokenstore.Client
 	// redirect is a post_logout_redirect_uri registered for client, or "".
 	redirect, state string
 }
@@ -83,10 +84,18 @@ func (s *Server) serveSignOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.session(r)
+	if sess == nil && r.Method == http.MethodPost {
+		// The session cookie is SameSite=Lax, so a cross-site POST (an
+		// app's logout form, or a forged one) does not carry it: who is
+		// signed in is unknown here, and clearing the cookie blind would
+		// let any site sign the user out. The GET this becomes is a
+		// top-level navigation that carries it, and asks when it must.
+		seeOther(w, s.paths.signOut+"?"+lr.query().Encode())
+		return
+	}
 	switch {
 	case sess == nil:
-		// Nothing to end here (or the cookie was not sent, as on a
-		// cross-site POST): clearing it is all there is to do.
+		// Nobody is signed in on this browser: nothing to end or ask.
 	case r.Method == http.MethodPost && params.Has("csrf_token"):
 		// oauthgate's own form: the footer button or the confirmation.
 		if !s.checkCSRF(r, csrfSignOut, sess.SID, params.Get("csrf_token")) {
@@ -114,6 +123,24 @@ func (s *Server) serveSignOut(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "signout", pageData{Title: "Signed out of " + s.cfg.Brand, SignOutPage: v})
 }
 
+// query is the request again as GET parameters.
+func (lr *logoutRequest) query() url.Values {
+	q := url.Values{}
+	if lr.hintRaw != "" {
+		q.Set("id_token_hint", lr.hintRaw)
+	}
+	if lr.client != nil && lr.hint == nil {
+		q.Set("client_id", lr.client.ID)
+	}
+	if lr.redirect != "" {
+		q.Set("post_logout_redirect_uri", lr.redirect)
+	}
+	if lr.state != "" {
+		q.Set("state", lr.state)
+	}
+	return q
+}
+
 // parseLogout checks an RP-initiated logout request. Anything wrong is a
 // page: nothing is signed out and nobody is redirected.
 func (s *Server) parseLogout(r *http.Request, q url.Values) (*logoutRequest, *pageError) {
@@ -135,7 +162,7 @@ func (s *Server) parseLogout(r *http.Request, q url.Values) (*logoutRequest, *pa
 		if err != nil {
 			return nil, bad("The application's id_token_hint was not issued here.")
 		}
-		lr.hint = h
+		lr.hint, lr.hintRaw = h, raw
 	}
 	clientID := q.Get("client_id")
 	if lr.hint != nil {

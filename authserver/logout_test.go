@@ -214,6 +214,39 @@ func TestSignOut(t *testing.T) {
 			t.Errorf("%d %q", rec.Code, rec.Header().Get("Location"))
 		}
 	})
+	t.Run("POST without the session cookie: the same request as GET", func(t *testing.T) {
+		// A cross-site POST carries no SameSite=Lax cookie; clearing it
+		// blind would let any site sign the user out.
+		for _, params := range []url.Values{
+			{"csrf_token": {"forged"}},
+			{"client_id": {"app"}, "post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"s4"}},
+			{"id_token_hint": {f.hint}, "post_logout_redirect_uri": {"https://app.example/bye"}},
+		} {
+			rec := f.do(http.MethodPost, params, false)
+			loc, _ := url.Parse(rec.Header().Get("Location"))
+			if rec.Code != http.StatusSeeOther || signedOut(rec) || loc == nil || loc.Path != "/oauth/sign-out" || loc.Host != "" {
+				t.Fatalf("%v: %d %q signedOut=%v", params, rec.Code, rec.Header().Get("Location"), signedOut(rec))
+			}
+			want := url.Values{}
+			for k, v := range params {
+				if k != "csrf_token" {
+					want[k] = v
+				}
+			}
+			if loc.Query().Encode() != want.Encode() {
+				t.Errorf("GET parameters %v, want %v", loc.Query(), want)
+			}
+			// That GET, which carries the cookie, asks or proceeds as
+			// any GET does.
+			if params.Has("id_token_hint") {
+				if rec := f.do(http.MethodGet, loc.Query(), true); rec.Code != http.StatusSeeOther || !signedOut(rec) {
+					t.Errorf("GET with the hint: %d", rec.Code)
+				}
+			} else if rec := f.do(http.MethodGet, loc.Query(), true); rec.Code != http.StatusOK || signedOut(rec) || !strings.Contains(rec.Body.String(), "Sign out of oauthgate?") {
+				t.Errorf("GET without a hint: %d signedOut=%v", rec.Code, signedOut(rec))
+			}
+		}
+	})
 	t.Run("other methods", func(t *testing.T) {
 		if rec := f.do(http.MethodPut, url.Values{}, true); rec.Code != http.StatusMethodNotAllowed || signedOut(rec) {
 			t.Errorf("PUT: %d", rec.Code)
@@ -235,6 +268,19 @@ func TestEndSessionEndpointAdvertised(t *testing.T) {
 		if md["end_session_endpoint"] != testIssuer+"/oauth/sign-out" {
 			t.Errorf("%s: end_session_endpoint = %v", p, md["end_session_endpoint"])
 		}
+	}
+
+	// Delegated identity: the platform owns the sign-in, so oauthgate
+	// neither advertises nor serves a sign-out it cannot perform.
+	d := openServer(t, Config{Issuer: testIssuer, Delegated: &DelegatedIdentity{SessionURL: "https://platform.example/session",
+		SignInURL: "https://platform.example/sign-in"}}, tokens.Config{})
+	rec := httptest.NewRecorder()
+	d.ServeHTTP(rec, httptest.NewRequest("GET", "/.well-known/openid-configuration", nil))
+	if strings.Contains(rec.Body.String(), "end_session_endpoint") {
+		t.Errorf("delegated identity advertises end_session_endpoint:\n%s", rec.Body.String())
+	}
+	if d.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/oauth/sign-out", nil)) {
+		t.Error("delegated identity serves /oauth/sign-out")
 	}
 }
 
