@@ -286,25 +286,15 @@ func (s *Server) adminGetClient(w http.ResponseWriter, r *http.Request) {
 	adminJSON(w, http.StatusOK, viewClient(c))
 }
 
-// adminDeleteClient revokes every token the client holds, then deletes it.
-// In that order a failure in between leaves a live client whose tokens are
-// refused, and the DELETE can simply be retried; the other order could
-// leave tokens of a deleted client working, with a retry answering 404.
+// adminDeleteClient deletes the client with everything it holds and, in
+// the same commit, revokes every access token issued to it: a failure
+// leaves the client and its tokens as they were, and no token minted
+// before the 204 survives it (see tokens.Service.DeleteClient).
 func (s *Server) adminDeleteClient(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := s.store.GetClient(r.Context(), id); err != nil {
-		s.adminStoreError(w, "loading client", err)
-		return
-	}
-	if err := s.tokens.RevokeClientTokens(r.Context(), id); err != nil {
-		s.adminStoreError(w, "revoking client tokens", err)
-		return
-	}
-	if err := s.store.DeleteClient(r.Context(), id); err != nil {
+	if err := s.tokens.DeleteClient(r.Context(), r.PathValue("id")); err != nil {
 		s.adminStoreError(w, "deleting client", err)
 		return
 	}
-	s.tokens.ForgetClient(id)
 	w.WriteHeader(http.StatusNoContent)
 }
 

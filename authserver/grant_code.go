@@ -21,6 +21,9 @@ func (authorizationCodeGrant) grantType() string { return "authorization_code" }
 
 func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClient, p params) (*tokenResponse, *Error) {
 	s := g.s
+	// began dates this exchange against the code's consumption, to tell a
+	// loser of a race with the winner apart from a replay after it.
+	began := s.now()
 	code := p.get("code")
 	if code == "" {
 		return nil, errInvalidRequest("code is required")
@@ -29,51 +32,32 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 	if verifier != "" && !validVerifier(verifier) {
 		return nil, errInvalidRequest("code_verifier must be 43 to 128 unreserved characters")
 	}
-	ac, err := s.store.ConsumeCode(ctx, tokens.HashSecret(code))
+	hash := tokens.HashSecret(code)
+	ac, err := s.store.GetCode(ctx, hash)
 	switch {
-	case errors.Is(err, tokenstore.ErrReused):
-		// RFC 6749 §4.1.2: a replayed code revokes what it issued.
-		if rerr := s.tokens.RevokeGrant(ctx, ac.GrantID); rerr != nil {
-			s.logError("revoking grant of a replayed code", rerr)
-		}
-		s.observeReuse("code")
-		return nil, errInvalidGrant("authorization code was already used")
 	case errors.Is(err, tokenstore.ErrNotFound):
 		return nil, errInvalidGrant("authorization code is invalid or expired")
 	case err != nil:
-		return nil, s.storeError("consuming code", err)
+		return nil, s.storeError("loading code", err)
 	}
-	// The code is spent even when what follows refuses it: a code presented
-	// by another client, or with the wrong verifier, has leaked.
-	if ac.ClientID != c.ID {
-		return nil, errInvalidGrant("authorization code was issued to another client")
+	checked := checkCode(c, ac, p.get("redirect_uri"), verifier)
+	if !ac.UsedAt.IsZero() {
+		return nil, s.codeReused(ctx, ac, checked == nil, began)
 	}
-	// RFC 6749 §4.1.3: the redirect_uri of the authorization request, if it
-	// sent one; otherwise a redirect_uri sent now must still be registered.
-	switch ru := p.get("redirect_uri"); {
-	case ac.RedirectURI != "" && ru != ac.RedirectURI:
-		return nil, errInvalidGrant("redirect_uri does not match the authorization request")
-	case ac.RedirectURI == "" && ru != "" && !slices.Contains(c.RedirectURIs, ru):
-		return nil, errInvalidGrant("redirect_uri is not registered for this client")
-	}
-	switch {
-	case ac.CodeChallenge == "" && c.Public:
-		// /authorize requires PKCE of public clients; a code without a
-		// challenge cannot have been minted for one.
-		return nil, errInvalidGrant("a public client must use PKCE")
-	case ac.CodeChallenge != "":
-		if verifier == "" {
-			return nil, errInvalidGrant("code_verifier is required")
+	if e := checked; e != nil {
+		// The code is spent even so: a code presented by another client,
+		// or with the wrong verifier, has leaked.
+		switch _, err := s.store.ConsumeCode(ctx, hash); {
+		case errors.Is(err, tokenstore.ErrReused), errors.Is(err, tokenstore.ErrNotFound):
+		case err != nil:
+			return nil, s.storeError("consuming code", err)
 		}
-		if !pkceMatches(ac.CodeChallenge, verifier) {
-			return nil, errInvalidGrant("code_verifier does not match the code_challenge")
-		}
-	case verifier != "":
-		// A verifier for a code minted without a challenge is a downgrade
-		// attempt (RFC 9700 §4.8.2).
-		return nil, errInvalidGrant("code_verifier sent but no code_challenge was")
+		return nil, e
 	}
 
+	// Everything the answer needs is made before the code is spent, so that
+	// an error answer (a 503 while the store is unavailable, say) leaves the
+	// code unspent and the client's retry succeeds.
 	now := g.s.now()
 	grant := &tokenstore.Grant{
 		ID:         ac.GrantID,
@@ -88,15 +72,6 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 	if e != nil {
 		return nil, e
 	}
-	switch err := s.store.CreateGrant(ctx, grant, rt); {
-	case errors.Is(err, tokenstore.ErrRevoked):
-		// A replay of this code, on any node, revoked the grant id before
-		// this exchange could store it: the store refused to bring it alive.
-		s.observeReuse("code")
-		return nil, errInvalidGrant("authorization code was already used")
-	case err != nil:
-		return nil, s.storeError("creating grant", err)
-	}
 	resp, e := s.mintAccess(tokens.Access{Subject: ac.UserID, User: true, ClientID: c.ID, GrantID: grant.ID, BusinessID: ac.BusinessID, Scopes: ac.Scopes})
 	if e != nil {
 		return nil, e
@@ -107,7 +82,81 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 			return nil, e
 		}
 	}
+	// One commit spends the code and stores the grant it issues.
+	switch _, err := s.store.RedeemCode(ctx, hash, grant, rt); {
+	case errors.Is(err, tokenstore.ErrReused):
+		// Unspent when read above, spent by an exchange that committed
+		// meanwhile: a race this one lost, not a replay.
+		return nil, errInvalidGrant("authorization code was already used")
+	case errors.Is(err, tokenstore.ErrRevoked):
+		// A replay of this code revoked the grant id (after a refused
+		// exchange spent it): the store refused to bring it alive.
+		s.observeReuse("code")
+		return nil, errInvalidGrant("authorization code was already used")
+	case errors.Is(err, tokenstore.ErrNotFound):
+		return nil, errInvalidGrant("authorization code is invalid or expired")
+	case err != nil:
+		return nil, s.storeError("redeeming code", err)
+	}
 	return resp, nil
+}
+
+// checkCode applies the rules a code must meet for this client: its owner,
+// the redirect_uri and PKCE.
+func checkCode(c *authenticatedClient, ac *tokenstore.AuthCode, redirectURI, verifier string) *Error {
+	if ac.ClientID != c.ID {
+		return errInvalidGrant("authorization code was issued to another client")
+	}
+	// RFC 6749 §4.1.3: the redirect_uri of the authorization request, if it
+	// sent one; otherwise a redirect_uri sent now must still be registered.
+	switch {
+	case ac.RedirectURI != "" && redirectURI != ac.RedirectURI:
+		return errInvalidGrant("redirect_uri does not match the authorization request")
+	case ac.RedirectURI == "" && redirectURI != "" && !slices.Contains(c.RedirectURIs, redirectURI):
+		return errInvalidGrant("redirect_uri is not registered for this client")
+	}
+	switch {
+	case ac.CodeChallenge == "" && c.Public:
+		// /authorize requires PKCE of public clients; a code without a
+		// challenge cannot have been minted for one.
+		return errInvalidGrant("a public client must use PKCE")
+	case ac.CodeChallenge != "":
+		if verifier == "" {
+			return errInvalidGrant("code_verifier is required")
+		}
+		if !pkceMatches(ac.CodeChallenge, verifier) {
+			return errInvalidGrant("code_verifier does not match the code_challenge")
+		}
+	case verifier != "":
+		// A verifier for a code minted without a challenge is a downgrade
+		// attempt (RFC 9700 §4.8.2).
+		return errInvalidGrant("code_verifier sent but no code_challenge was")
+	}
+	return nil
+}
+
+// codeRaceLeeway is how long after a code was spent an exact duplicate of
+// the exchange that spent it still counts as having raced it rather than
+// replayed it: the spread of a burst of parallel requests, which reach the
+// handler milliseconds apart.
+const codeRaceLeeway = 500 * time.Millisecond
+
+// codeReused answers an exchange that found its code spent. RFC 6749
+// §4.1.2: a replayed code revokes what it issued. An exchange that merely
+// lost a race with the one that spent it (a client sending the same request
+// twice at once) is refused without revoking the winner's tokens: one that
+// passes every check the winner passed (same client, redirect_uri and PKCE
+// verifier) and began before the code was spent or within codeRaceLeeway
+// of it. Anything else, later or different, is a replay.
+func (s *Server) codeReused(ctx context.Context, ac *tokenstore.AuthCode, sameRequest bool, began time.Time) *Error {
+	if sameRequest && began.Before(ac.UsedAt.Add(codeRaceLeeway)) {
+		return errInvalidGrant("authorization code was already used")
+	}
+	if rerr := s.tokens.RevokeGrant(ctx, ac.GrantID); rerr != nil {
+		s.logError("revoking grant of a replayed code", rerr)
+	}
+	s.observeReuse("code")
+	return errInvalidGrant("authorization code was already used")
 }
 
 // newRefreshToken makes the next refresh token of a grant, or nothing when
@@ -242,19 +291,13 @@ func (g refreshTokenGrant) handle(ctx context.Context, c *authenticatedClient, p
 		return nil, e
 	}
 	if next == nil {
-		// The client lost the refresh_token grant type: the old token is
-		// spent and nothing replaces it.
+		// offline_access is required and this grant lacks it: nothing may
+		// replace the token, so it is not spent either.
 		return nil, errUnauthorizedClient("the client may no longer refresh")
 	}
-	if _, err := s.store.RotateRefreshToken(ctx, hash, next); err != nil {
-		switch {
-		case errors.Is(err, tokenstore.ErrReused):
-			return nil, s.refreshReused(ctx, old.GrantID)
-		case errors.Is(err, tokenstore.ErrNotFound):
-			return nil, errInvalidGrant("refresh token is invalid or expired")
-		}
-		return nil, s.storeError("rotating refresh token", err)
-	}
+	// Everything the answer needs is made before the token is rotated, so
+	// that an error answer leaves the old token unspent and the client's
+	// retry succeeds instead of tripping the reuse rule.
 	resp, e := s.mintAccess(tokens.Access{Subject: grant.UserID, User: true, ClientID: c.ID, GrantID: grant.ID, BusinessID: grant.BusinessID, Scopes: scopes})
 	if e != nil {
 		return nil, e
@@ -264,6 +307,16 @@ func (g refreshTokenGrant) handle(ctx context.Context, c *authenticatedClient, p
 		if resp.IDToken, e = s.idToken(ctx, c.ID, grant, "", resp.AccessToken); e != nil {
 			return nil, e
 		}
+	}
+	// One commit spends the old token and stores the next.
+	if _, err := s.store.RotateRefreshToken(ctx, hash, next); err != nil {
+		switch {
+		case errors.Is(err, tokenstore.ErrReused):
+			return nil, s.refreshReused(ctx, old.GrantID)
+		case errors.Is(err, tokenstore.ErrNotFound):
+			return nil, errInvalidGrant("refresh token is invalid or expired")
+		}
+		return nil, s.storeError("rotating refresh token", err)
 	}
 	return resp, nil
 }

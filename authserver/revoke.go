@@ -139,6 +139,14 @@ func (s *Server) introspect(ctx context.Context, c *authenticatedClient, raw, hi
 			if !mayRead(claims.ClientID) {
 				return inactive, nil
 			}
+			// A deleted client's tokens are dead even where this node has
+			// not yet heard of the revocation recorded with the deletion.
+			switch _, err := s.tokens.Client(ctx, claims.ClientID); {
+			case errors.Is(err, tokenstore.ErrNotFound):
+				return inactive, nil
+			case err != nil:
+				return nil, s.storeError("loading client", err)
+			}
 			return &introspection{
 				Active: true, Scope: claims.Scope, ClientID: claims.ClientID, Subject: claims.Subject,
 				TokenType: "Bearer", Exp: claims.ExpiresAt, Iat: claims.IssuedAt,

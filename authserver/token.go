@@ -183,5 +183,18 @@ func (g clientCredentialsGrant) handle(ctx context.Context, c *authenticatedClie
 	if err != nil {
 		return nil, g.s.storeError("generating grant id", err)
 	}
-	return g.s.mintAccess(tokens.Access{Subject: c.ID, ClientID: c.ID, GrantID: gid, Scopes: scopes})
+	resp, e := g.s.mintAccess(tokens.Access{Subject: c.ID, ClientID: c.ID, GrantID: gid, Scopes: scopes})
+	if e != nil {
+		return nil, e
+	}
+	// The client may have been deleted on another node since this node
+	// cached it. Read after signing, so that a deletion this read misses
+	// is dated after the token and revokes it.
+	switch err := g.s.tokens.ConfirmClient(ctx, c.ID); {
+	case errors.Is(err, tokenstore.ErrNotFound):
+		return nil, errInvalidClient(c.viaBasic)
+	case err != nil:
+		return nil, g.s.storeError("confirming client", err)
+	}
+	return resp, nil
 }

@@ -945,3 +945,294 @@ func countRows(t *testing.T, dsn, table string) int {
 	}
 	return n
 }
+
+// TestClusterDeletedClientTokensDie (issue 9, item 2): tokens minted on
+// both nodes while a client is deleted, client credentials and refreshed
+// user tokens alike, are all dead on both nodes, at introspection and at
+// the gateway, once the deletion is acknowledged (and has reached the other
+// node through the feed); no token request that starts after the
+// acknowledgement gets a token.
+func TestClusterDeletedClientTokensDie(t *testing.T) {
+	pg := startPostgres(t)
+	dsn := pg.CreateDB("oauthgate")
+	opts := nodeOptions{Caddyfile: clusterCaddyfile, Env: []string{"OAUTHGATE_DSN=" + dsn,
+		fmt.Sprintf("OAUTHGATE_ISSUER=http://localhost:%d", freePort(t))}}
+	nodes := startNodes(t, opts, opts)
+	deletedClientTokensDie(t, nodes)
+}
+
+// TestDeletedClientTokensDieSQLite is the same on the single-node default.
+func TestDeletedClientTokensDieSQLite(t *testing.T) {
+	deletedClientTokensDie(t, []*node{startNode(t, nodeOptions{})})
+}
+
+func deletedClientTokensDie(t *testing.T, nodes []*node) {
+	a := nodes[0]
+	introspector := a.registerClient(map[string]any{"name": "resource server", "first_party": true,
+		"grant_types": []string{"client_credentials"}, "scopes": []string{"read:invoices"}})
+	flow := newCodeFlow(t, a)
+	for round := range 3 {
+		doomed := a.registerClient(map[string]any{"name": fmt.Sprintf("doomed %d", round), "first_party": true,
+			"scopes": []string{"read:invoices"}, "businesses": []string{"b1"}, "redirect_uris": []string{flowRedirect},
+			"grant_types": []string{"client_credentials", "authorization_code", "refresh_token"}})
+		f := &codeFlow{browser: flow.browser, client: doomed}
+		var chains []*refreshChain
+		for range 2 * len(nodes) {
+			gid, refresh, err := f.grant(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chains = append(chains, &refreshChain{client: doomed, grantID: gid, refresh: refresh})
+		}
+		// Every node has the client cached before the deletion.
+		for _, n := range nodes {
+			if st, _, _ := tokenRequest(n, doomed); st != http.StatusOK {
+				t.Fatalf("%s: token endpoint answered %d before the deletion", n.URL, st)
+			}
+		}
+
+		type minted struct {
+			tok     string
+			started time.Time
+			node    string
+		}
+		var (
+			mu     sync.Mutex
+			tokens []minted
+			stop   atomic.Bool
+			wg     sync.WaitGroup
+		)
+		keep := func(tok string, started time.Time, n *node) {
+			mu.Lock()
+			tokens = append(tokens, minted{tok, started, n.URL})
+			mu.Unlock()
+		}
+		for _, n := range nodes {
+			for range 3 {
+				wg.Go(func() {
+					for !stop.Load() {
+						started := time.Now()
+						var body struct {
+							AccessToken string `json:"access_token"`
+						}
+						st, err := postFormDecode(n.URL+"/oauth/token", doomed, url.Values{"grant_type": {"client_credentials"}}, &body)
+						if err == nil && st == http.StatusOK {
+							keep(body.AccessToken, started, n)
+						}
+					}
+				})
+			}
+		}
+		for i, ch := range chains {
+			n := nodes[i%len(nodes)]
+			wg.Go(func() {
+				for !stop.Load() {
+					started := time.Now()
+					var body struct {
+						AccessToken  string `json:"access_token"`
+						RefreshToken string `json:"refresh_token"`
+					}
+					st, err := postFormDecode(n.URL+"/oauth/token", doomed, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {ch.refresh}}, &body)
+					if err != nil || st != http.StatusOK {
+						continue
+					}
+					ch.refresh = body.RefreshToken
+					keep(body.AccessToken, started, n)
+				}
+			})
+		}
+		time.Sleep(150 * time.Millisecond)
+		if st := a.adminJSON(http.MethodDelete, "/oauthgate/clients/"+doomed.ClientID, nil, nil); st != http.StatusNoContent {
+			t.Fatalf("deleting the client: %d", st)
+		}
+		acked := time.Now()
+		time.Sleep(150 * time.Millisecond)
+		stop.Store(true)
+		wg.Wait()
+
+		var before, after int
+		for _, m := range tokens {
+			if m.started.After(acked) {
+				t.Errorf("round %d: %s issued a token on a request that started %v after the deletion was acknowledged",
+					round, m.node, m.started.Sub(acked))
+				after++
+				continue
+			}
+			before++
+		}
+		if before < 5 {
+			t.Fatalf("round %d: only %d tokens were minted before the deletion; the test proves nothing", round, before)
+		}
+		// The other node hears of the deletion through the feed.
+		alive := func() (n int, example string) {
+			for _, m := range tokens {
+				for _, nd := range nodes {
+					var res map[string]any
+					st, err := postFormDecode(nd.URL+"/oauth/introspect", introspector, url.Values{"token": {m.tok}}, &res)
+					if err != nil || st != http.StatusOK || res["active"] != false {
+						n++
+						example = fmt.Sprintf("a token from %s introspects %d %v on %s", m.node, st, res, nd.URL)
+						continue
+					}
+					if st := gateway(nd, m.tok); st != http.StatusUnauthorized {
+						n++
+						example = fmt.Sprintf("a token from %s gets %d at the gateway of %s", m.node, st, nd.URL)
+					}
+				}
+			}
+			return n, example
+		}
+		time.Sleep(time.Until(acked.Add(propagationBound)))
+		if left, example := alive(); left > 0 {
+			t.Errorf("round %d: %d of %d token checks still pass %v after the deletion was acknowledged; e.g. %s",
+				round, left, len(tokens)*len(nodes), propagationBound, example)
+		}
+		t.Logf("round %d: %d tokens minted around the deletion on %d node(s), %d on requests that started after it; checked %v after the acknowledgement",
+			round, len(tokens), len(nodes), after, propagationBound)
+	}
+}
+
+// TestClusterCodeExchangeRace (issue 9, item 3): 50 exchanges of one code
+// at once, spread over both nodes, leave exactly one winner whose tokens
+// work everywhere; a replay after that success still revokes them.
+func TestClusterCodeExchangeRace(t *testing.T) {
+	pg := startPostgres(t)
+	dsn := pg.CreateDB("oauthgate")
+	opts := nodeOptions{Caddyfile: clusterCaddyfile, Env: []string{"OAUTHGATE_DSN=" + dsn,
+		fmt.Sprintf("OAUTHGATE_ISSUER=http://localhost:%d", freePort(t))}}
+	codeExchangeRace(t, startNodes(t, opts, opts))
+}
+
+// TestCodeExchangeRaceSQLite is the same on the single-node default.
+func TestCodeExchangeRaceSQLite(t *testing.T) {
+	codeExchangeRace(t, []*node{startNode(t, nodeOptions{})})
+}
+
+// authorizedCode runs the authorization-code flow up to the code, which it
+// returns with its PKCE verifier.
+func (f *codeFlow) authorizedCode(n *node) (code, verifier string, err error) {
+	verifier = rand.Text() + rand.Text()
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"response_type": {"code"}, "client_id": {f.client.ClientID}, "redirect_uri": {flowRedirect},
+		"scope": {"read:invoices"}, "state": {"s"}, "code_challenge_method": {"S256"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}}
+	resp, err := f.browser.Get(n.URL + "/oauth/authorize?" + q.Encode())
+	if err != nil {
+		return "", "", err
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return "", "", err
+	}
+	if resp.StatusCode == http.StatusOK { // the sign-in page
+		form := url.Values{"email": {flowEmail}, "password": {flowPassword},
+			"csrf_token": {hiddenInput(page, "csrf_token")}, "return_to": {hiddenInput(page, "return_to")}}
+		if resp, err = f.browser.PostForm(resp.Request.URL.String(), form); err != nil {
+			return "", "", err
+		}
+		resp.Body.Close()
+	}
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if code = loc.Query().Get("code"); code == "" {
+		return "", "", fmt.Errorf("authorization-code flow: no code (%d, Location %q)", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return code, verifier, nil
+}
+
+func codeExchangeRace(t *testing.T, nodes []*node) {
+	const racers = 50
+	f := newCodeFlow(t, nodes[0])
+	// One connection per racer, opened beforehand, so that the requests
+	// race at the server rather than queue for connections.
+	tr := &http.Transport{MaxIdleConnsPerHost: racers, MaxConnsPerHost: racers}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	exchange := func(n *node, code, verifier string) (int, map[string]any, error) {
+		vals := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {flowRedirect},
+			"code_verifier": {verifier}, "client_id": {f.client.ClientID}, "client_secret": {f.client.ClientSecret}}
+		resp, err := hc.PostForm(n.URL+"/oauth/token", vals)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m, err
+	}
+	for round := range 5 {
+		code, verifier, err := f.authorizedCode(nodes[round%len(nodes)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var warm sync.WaitGroup
+		for i := range racers {
+			warm.Go(func() {
+				if resp, err := hc.Get(nodes[i%len(nodes)].URL + "/.well-known/openid-configuration"); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+		warm.Wait()
+
+		type answer struct {
+			st  int
+			m   map[string]any
+			err error
+		}
+		answers := make([]answer, racers)
+		var start, done sync.WaitGroup
+		start.Add(1)
+		for i := range racers {
+			done.Go(func() {
+				start.Wait()
+				st, m, err := exchange(nodes[i%len(nodes)], code, verifier)
+				answers[i] = answer{st, m, err}
+			})
+		}
+		start.Done()
+		done.Wait()
+
+		var winners []map[string]any
+		for i, a := range answers {
+			switch {
+			case a.err != nil:
+				t.Fatalf("round %d, racer %d: %v", round, i, a.err)
+			case a.st == http.StatusOK:
+				winners = append(winners, a.m)
+			case a.st != http.StatusBadRequest || a.m["error"] != "invalid_grant":
+				t.Errorf("round %d, racer %d: %d %v, want 200 or invalid_grant", round, i, a.st, a.m)
+			}
+		}
+		if len(winners) != 1 {
+			t.Fatalf("round %d: %d of %d exchanges of one code succeeded, want exactly 1", round, len(winners), racers)
+		}
+		access, _ := winners[0]["access_token"].(string)
+		refresh, _ := winners[0]["refresh_token"].(string)
+		// Long enough for a loser's revocation to have reached every node.
+		time.Sleep(propagationBound)
+		for _, n := range nodes {
+			if st := gateway(n, access); st != http.StatusOK {
+				t.Fatalf("round %d: the winner's access token gets %d at %s, want 200", round, st, n.URL)
+			}
+		}
+		ch := &refreshChain{client: f.client, refresh: refresh}
+		if ok, err := ch.rotate(nodes[len(nodes)-1]); !ok || err != nil {
+			t.Fatalf("round %d: the winner's refresh token: %d %v", round, ch.status, err)
+		}
+
+		// A replay after the success revokes what the code issued.
+		if st, m, err := exchange(nodes[0], code, verifier); err != nil || st != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Fatalf("round %d: replay after success: %d %v %v, want invalid_grant", round, st, m, err)
+		}
+		for _, n := range nodes {
+			if took, ok := waitUntil(propagationBound, func() bool { return gateway(n, access) == http.StatusUnauthorized }); !ok {
+				t.Fatalf("round %d: %s still accepts the winner's access token %v after a replay", round, n.URL, took)
+			}
+		}
+		if ok, err := ch.rotate(nodes[0]); ok || err != nil || ch.status != http.StatusBadRequest {
+			t.Fatalf("round %d: the winner's refresh token after a replay: %d %v, want refused", round, ch.status, err)
+		}
+	}
+}

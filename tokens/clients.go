@@ -135,3 +135,23 @@ func (s *Service) ClientOwns(ctx context.Context, clientID, business string) (bo
 	_, ok := e.owns[business]
 	return ok, nil
 }
+
+// ConfirmClient checks in the store, not the cache, that a stored client
+// still exists (static clients always do), dropping a deleted one from the
+// cache. The token endpoint calls it after signing a stateless token and
+// before handing it out: a deletion committed before the read leaves this
+// node's cache behind but is seen here, and one committed after it is
+// dated after the token (see DeleteClient).
+func (s *Service) ConfirmClient(ctx context.Context, id string) error {
+	if s.clients.static[id] != nil {
+		return nil
+	}
+	_, err := s.store.GetClient(ctx, id)
+	if errors.Is(err, tokenstore.ErrNotFound) {
+		s.clients.invalidate(id)
+	}
+	if err != nil {
+		return fmt.Errorf("confirming client: %w", err)
+	}
+	return nil
+}

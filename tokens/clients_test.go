@@ -70,7 +70,7 @@ func TestClientCache(t *testing.T) {
 		owned, _ := s.ClientOwns(t.Context(), "app-1", "biz-1")
 		return err == nil && c.Name == "Now someone" && owns && !owned
 	})
-	if err := st.DeleteClient(t.Context(), "app-1"); err != nil {
+	if _, err := st.DeleteClient(t.Context(), "app-1", time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 2*time.Second, "client deletion through the feed", func() bool {

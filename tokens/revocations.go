@@ -165,3 +165,20 @@ func (s *Service) RevokeClientTokens(ctx context.Context, clientID string) error
 	s.log.Info("client tokens revoked", zap.String("client_id", clientID))
 	return nil
 }
+
+// DeleteClient deletes a stored client with everything it holds and, in
+// the same commit, denies every access token issued to it before the
+// deletion committed: at once on this node, through the change feed on the
+// others. A token endpoint that confirmed the client in the store before
+// the commit dated its token before it; after the commit none confirms it.
+func (s *Service) DeleteClient(ctx context.Context, clientID string) error {
+	until := s.now().Add(s.revocationLifetime() + tokenstore.ClientDeletionMargin)
+	at, err := s.store.DeleteClient(ctx, clientID, until)
+	if err != nil {
+		return fmt.Errorf("deleting client: %w", err)
+	}
+	s.updateDeny(func(d *denyList) { d.addClient(clientID, at, until) })
+	s.clients.invalidate(clientID)
+	s.log.Info("client deleted and its tokens revoked", zap.String("client_id", clientID))
+	return nil
+}

@@ -19,6 +19,8 @@ type Store interface {
 	GetClient(ctx context.Context, id string) (*tokenstore.Client, error)
 	// RevokeGrant revokes a grant and its refresh tokens.
 	RevokeGrant(ctx context.Context, id string, until time.Time) error
+	// DeleteClient deletes a client and revokes its tokens in one commit.
+	DeleteClient(ctx context.Context, id string, until time.Time) (time.Time, error)
 }
 
 // Interface guard: the real store serves the service.

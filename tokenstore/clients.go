@@ -95,11 +95,26 @@ func (s *store) UpdateClient(ctx context.Context, c *Client) error {
 	})
 }
 
+// ClientDeletionMargin is added to the revocation time DeleteClient
+// records, so that it covers every token minted by a node that saw the
+// client before the deletion committed: the commit follows the time taken
+// by a little, and the nodes' clocks differ by a little.
+const ClientDeletionMargin = 2 * time.Second
+
 // DeleteClient deletes the client with its codes, grants, refresh tokens
 // and consents, so that a client registered again under the same ID
-// inherits nothing. Access tokens already issued stay valid until revoked.
-func (s *store) DeleteClient(ctx context.Context, id string) error {
-	return s.write(ctx, "deleting client", func(ctx context.Context, t *tx) error {
+// inherits nothing, and in the same transaction records a RevokeClient
+// revocation lasting until until that denies every access token issued to
+// it up to the commit (plus ClientDeletionMargin). It returns that time.
+//
+// The revocation time is taken after the rows are deleted: a code
+// redemption or refresh rotation holding one of them has committed by
+// then, and its access token, signed before its commit, is dated before.
+// The rows go in lock order (client, codes, grants, refresh tokens), the
+// order of RedeemCode, RotateRefreshToken and RevokeGrant.
+func (s *store) DeleteClient(ctx context.Context, id string, until time.Time) (time.Time, error) {
+	var revokedAt time.Time
+	err := s.write(ctx, "deleting client", func(ctx context.Context, t *tx) error {
 		n, err := t.execN(ctx, `DELETE FROM clients WHERE id = ?`, id)
 		if err != nil {
 			return err
@@ -109,14 +124,25 @@ func (s *store) DeleteClient(ctx context.Context, id string) error {
 		}
 		for _, q := range []string{
 			`DELETE FROM codes WHERE client_id = ?`,
-			`DELETE FROM refresh_tokens WHERE client_id = ?`,
 			`DELETE FROM grants WHERE client_id = ?`,
+			`DELETE FROM refresh_tokens WHERE client_id = ?`,
 			`DELETE FROM consents WHERE client_id = ?`,
 		} {
 			if _, err := t.exec(ctx, q, id); err != nil {
 				return err
 			}
 		}
+		revokedAt = time.Now().Add(ClientDeletionMargin)
+		if !until.After(revokedAt) {
+			until = revokedAt.Add(time.Minute)
+		}
+		if err := addRevocation(ctx, t, &Revocation{Kind: RevokeClient, ID: id, CreatedAt: revokedAt, ExpiresAt: until}); err != nil {
+			return err
+		}
 		return t.change(ctx, ChangeClient, id)
 	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fromMs(ms(revokedAt)), nil
 }

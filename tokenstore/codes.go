@@ -75,3 +75,84 @@ func (s *store) ConsumeCode(ctx context.Context, hash []byte) (*AuthCode, error)
 	}
 	return nil, fail(op, ErrNotFound)
 }
+
+// GetCode returns the code without spending it: unused and unexpired, or
+// used (UsedAt set, even once expired, until Prune removes it, so that a
+// replay is still caught). Anything else is ErrNotFound.
+func (s *store) GetCode(ctx context.Context, hash []byte) (*AuthCode, error) {
+	const op = "getting code"
+	if len(hash) == 0 {
+		return nil, fail(op, ErrNotFound)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	c, err := scanCode(s.read().row(ctx, `SELECT `+codeColumns+` FROM codes WHERE hash = ?`, hash))
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	if c.UsedAt.IsZero() && !c.ExpiresAt.After(time.Now()) {
+		return nil, fail(op, ErrNotFound)
+	}
+	return c, nil
+}
+
+// RedeemCode spends the code and stores the grant it was minted for, with
+// its first refresh token, in one transaction: either the code is spent and
+// its grant exists, or neither. The conditional UPDATE is the arbiter, as
+// in ConsumeCode; a concurrent caller waits for the winner's commit and then
+// sees the code used (ErrReused, with the code).
+func (s *store) RedeemCode(ctx context.Context, hash []byte, g *Grant, rt *RefreshToken) (*AuthCode, error) {
+	const op = "redeeming code"
+	if len(hash) == 0 {
+		return nil, fail(op, ErrNotFound)
+	}
+	if g == nil || g.ID == "" {
+		return nil, errors.New(op + ": no grant")
+	}
+	if rt != nil {
+		if rt.GrantID == "" {
+			rt.GrantID = g.ID
+		}
+		if rt.GrantID != g.ID {
+			return nil, errors.New(op + ": refresh token belongs to another grant")
+		}
+	}
+	if g.CreatedAt.IsZero() {
+		g.CreatedAt = time.Now()
+	}
+	var c *AuthCode
+	var reused bool
+	err := s.write(ctx, op, func(ctx context.Context, t *tx) error {
+		now := ms(time.Now())
+		var err error
+		c, err = scanCode(t.row(ctx, `UPDATE codes SET used_at = ?
+			WHERE hash = ? AND used_at IS NULL AND expires_at > ?
+			RETURNING `+codeColumns, now, hash, now))
+		if errors.Is(err, sql.ErrNoRows) {
+			// Used before, by a racing winner, expired or unknown.
+			c, err = scanCode(t.row(ctx, `SELECT `+codeColumns+` FROM codes WHERE hash = ?`, hash))
+			if err != nil {
+				return err
+			}
+			if !c.UsedAt.IsZero() {
+				reused = true
+				return ErrReused
+			}
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if c.GrantID != g.ID || c.ClientID != g.ClientID {
+			return errors.New("the grant is not the one the code was minted for")
+		}
+		return insertGrant(ctx, t, g, rt)
+	})
+	if err != nil {
+		if reused {
+			return c, err
+		}
+		return nil, err
+	}
+	return c, nil
+}

@@ -66,26 +66,32 @@ func (s *store) CreateGrant(ctx context.Context, g *Grant, rt *RefreshToken) err
 		g.CreatedAt = time.Now()
 	}
 	return s.write(ctx, op, func(ctx context.Context, t *tx) error {
-		if err := t.d.acquire(ctx, t.tx, grantLock(g.ID)); err != nil {
-			return err
-		}
-		var one int
-		switch err := t.row(ctx, `SELECT 1 FROM revocations WHERE kind = ? AND id = ?`, RevokeGrant, g.ID).Scan(&one); {
-		case err == nil:
-			return ErrRevoked
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		if _, err := t.exec(ctx, `INSERT INTO grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			g.ID, g.ClientID, g.UserID, g.BusinessID, list(g.Scopes), ms(g.AuthTime), ms(g.CreatedAt),
-			ms(g.ExpiresAt), nullMs(g.RevokedAt)); err != nil {
-			return err
-		}
-		if rt == nil {
-			return nil
-		}
-		return insertRefresh(ctx, t, rt)
+		return insertGrant(ctx, t, g, rt)
 	})
+}
+
+// insertGrant stores g and, when rt is not nil, its first refresh token in
+// t, refusing a grant id already revoked.
+func insertGrant(ctx context.Context, t *tx, g *Grant, rt *RefreshToken) error {
+	if err := t.d.acquire(ctx, t.tx, grantLock(g.ID)); err != nil {
+		return err
+	}
+	var one int
+	switch err := t.row(ctx, `SELECT 1 FROM revocations WHERE kind = ? AND id = ?`, RevokeGrant, g.ID).Scan(&one); {
+	case err == nil:
+		return ErrRevoked
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	if _, err := t.exec(ctx, `INSERT INTO grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		g.ID, g.ClientID, g.UserID, g.BusinessID, list(g.Scopes), ms(g.AuthTime), ms(g.CreatedAt),
+		ms(g.ExpiresAt), nullMs(g.RevokedAt)); err != nil {
+		return err
+	}
+	if rt == nil {
+		return nil
+	}
+	return insertRefresh(ctx, t, rt)
 }
 
 // GetGrant returns the grant, revoked or expired ones included (the caller

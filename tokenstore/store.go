@@ -205,8 +205,11 @@ type Clients interface {
 	UpdateClient(ctx context.Context, c *Client) error
 	// DeleteClient also deletes the client's codes, grants, refresh tokens
 	// and consents, so that a client registered again under the same ID
-	// inherits nothing.
-	DeleteClient(ctx context.Context, id string) error
+	// inherits nothing, and records, in the same transaction, a
+	// RevokeClient revocation lasting until until that denies every access
+	// token issued to the client before the deletion committed. It returns
+	// the revocation's time (CreatedAt).
+	DeleteClient(ctx context.Context, id string, until time.Time) (time.Time, error)
 }
 
 // Codes stores authorization codes.
@@ -215,8 +218,22 @@ type Codes interface {
 	// ConsumeCode marks the code used and returns it. An expired or unknown
 	// code is ErrNotFound; a code used before returns the code and ErrReused
 	// (even once expired, until pruned, so that a replay is still caught).
-	// Of concurrent callers exactly one succeeds.
+	// Of concurrent callers exactly one succeeds. It spends a code that
+	// will issue nothing (one presented by the wrong client, say).
 	ConsumeCode(ctx context.Context, hash []byte) (*AuthCode, error)
+	// GetCode returns the code without spending it, used or not (a used
+	// one even once expired, until pruned); an unused expired or unknown
+	// code is ErrNotFound.
+	GetCode(ctx context.Context, hash []byte) (*AuthCode, error)
+	// RedeemCode spends the code and creates the grant g it was minted for
+	// (g.ID and g.ClientID must be the code's) with its first refresh token
+	// rt (may be nil), in one transaction: both happen or neither. It
+	// returns the code. Unknown or expired: ErrNotFound. Used before, or by
+	// a concurrent caller that won: the code and ErrReused (of concurrent
+	// callers exactly one succeeds, and the others return once the winner
+	// has committed). A grant id already revoked: ErrRevoked, and the code
+	// is not spent.
+	RedeemCode(ctx context.Context, hash []byte, g *Grant, rt *RefreshToken) (*AuthCode, error)
 }
 
 // Grants stores grants and their refresh tokens.

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"Clients", testClients},
 		{"DeleteClientCascades", testDeleteClientCascades},
 		{"Codes", testCodes},
+		{"RedeemCode", testRedeemCode},
 		{"Grants", testGrants},
 		{"RefreshTokens", testRefreshTokens},
 		{"RevokeGrant", testRevokeGrant},
@@ -65,6 +66,8 @@ func Run(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 func RunConcurrent(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 	suite{
 		{"ConsumeCode", testConcurrentConsumeCode},
+		{"RedeemCode", testConcurrentRedeemCode},
+		{"RedeemCodeVersusDeleteClient", testConcurrentRedeemDelete},
 		{"RotateRefreshToken", testConcurrentRotate},
 		{"InitKey", testConcurrentInitKey},
 		{"CreateVersusRevokeGrant", testConcurrentCreateRevoke},
@@ -241,7 +244,7 @@ func testNotFound(t *testing.T, s tokenstore.Store) {
 	}{
 		{"GetClient", func() error { _, err := s.GetClient(ctx, "nope"); return err }},
 		{"UpdateClient", func() error { return s.UpdateClient(ctx, sampleClient("nope")) }},
-		{"DeleteClient", func() error { return s.DeleteClient(ctx, "nope") }},
+		{"DeleteClient", func() error { _, err := s.DeleteClient(ctx, "nope", at(time.Hour)); return err }},
 		{"ConsumeCode unknown", func() error { _, err := s.ConsumeCode(ctx, hash("nope")); return err }},
 		{"ConsumeCode empty", func() error { _, err := s.ConsumeCode(ctx, nil); return err }},
 		{"ConsumeCode expired", func() error { _, err := s.ConsumeCode(ctx, hash("expired")); return err }},
@@ -363,11 +366,12 @@ func testClients(t *testing.T, s tokenstore.Store) {
 	want.CreatedAt = a.CreatedAt // kept
 	equal(t, "updated client", got, &want)
 
-	check(t, "DeleteClient", s.DeleteClient(ctx, "b"))
+	_, err = s.DeleteClient(ctx, "b", at(time.Hour))
+	check(t, "DeleteClient", err)
 	_, err = s.GetClient(ctx, "b")
 	wantErr(t, "GetClient after delete", err, tokenstore.ErrNotFound)
 
-	equal(t, "changes", changes(t, s, seq), []string{"client b", "client a", "client pub", "client a", "client b"})
+	equal(t, "changes", changes(t, s, seq), []string{"client b", "client a", "client pub", "client a", "revocation client:b", "client b"})
 
 	// Zero times are filled in.
 	z := &tokenstore.Client{ID: "z", Name: "Z"}
@@ -387,9 +391,21 @@ func testDeleteClientCascades(t *testing.T, s tokenstore.Store) {
 	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g1", "client1", "u1", at(0)), sampleRefresh("rt", "g1", time.Hour)))
 	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g2", "other", "u1", at(0)), nil))
 	check(t, "SaveConsent", s.SaveConsent(ctx, &tokenstore.Consent{UserID: "u1", ClientID: "client1", BusinessID: "biz1"}))
-	check(t, "DeleteClient", s.DeleteClient(ctx, "client1"))
+	before := time.Now()
+	revokedAt, err := s.DeleteClient(ctx, "client1", at(time.Hour))
+	check(t, "DeleteClient", err)
+	after := time.Now()
+	// The revocation is recorded in the deletion's commit, dated after it.
+	if revokedAt.Before(before.Add(tokenstore.ClientDeletionMargin).Truncate(time.Millisecond)) ||
+		revokedAt.After(after.Add(tokenstore.ClientDeletionMargin)) {
+		t.Fatalf("revocation time %v, want between %v and %v plus the margin", revokedAt, before, after)
+	}
+	revs, err := s.ActiveRevocations(ctx, time.Now())
+	check(t, "ActiveRevocations", err)
+	equal(t, "revocation of the deleted client", revs, []*tokenstore.Revocation{
+		{Kind: tokenstore.RevokeClient, ID: "client1", CreatedAt: revokedAt, ExpiresAt: at(time.Hour)}})
 
-	_, err := s.ConsumeCode(ctx, hash("code"))
+	_, err = s.ConsumeCode(ctx, hash("code"))
 	wantErr(t, "ConsumeCode", err, tokenstore.ErrNotFound)
 	_, err = s.GetGrant(ctx, "g1")
 	wantErr(t, "GetGrant", err, tokenstore.ErrNotFound)
@@ -438,6 +454,162 @@ func testCodes(t *testing.T, s tokenstore.Store) {
 	}
 	if err := s.CreateCode(ctx, &tokenstore.AuthCode{}); err == nil {
 		t.Fatal("CreateCode without a hash succeeded")
+	}
+}
+
+func testRedeemCode(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	c := sampleCode("code", 10*time.Minute)
+	check(t, "CreateCode", s.CreateCode(ctx, c))
+	got, err := s.GetCode(ctx, c.Hash)
+	check(t, "GetCode", err)
+	equal(t, "GetCode leaves the code unused", got, c)
+
+	// A grant for another id or client is refused and spends nothing.
+	wrong := sampleGrant("other", c.ClientID, c.UserID, at(0))
+	if _, err := s.RedeemCode(ctx, c.Hash, wrong, nil); err == nil || errors.Is(err, tokenstore.ErrReused) {
+		t.Fatalf("RedeemCode for another grant id: %v, want a refusal", err)
+	}
+	wrong = sampleGrant(c.GrantID, "client2", c.UserID, at(0))
+	if _, err := s.RedeemCode(ctx, c.Hash, wrong, nil); err == nil || errors.Is(err, tokenstore.ErrReused) {
+		t.Fatalf("RedeemCode for another client: %v, want a refusal", err)
+	}
+	// A refresh token that cannot be stored (no hash) rolls the whole
+	// redemption back: the code is still unused and no grant exists.
+	g := sampleGrant(c.GrantID, c.ClientID, c.UserID, at(0))
+	if _, err := s.RedeemCode(ctx, c.Hash, g, &tokenstore.RefreshToken{ExpiresAt: at(time.Hour)}); err == nil {
+		t.Fatal("RedeemCode with an unstorable refresh token succeeded")
+	}
+	got, err = s.GetCode(ctx, c.Hash)
+	check(t, "GetCode", err)
+	if !got.UsedAt.IsZero() {
+		t.Fatal("a failed redemption spent the code")
+	}
+	_, err = s.GetGrant(ctx, c.GrantID)
+	wantErr(t, "GetGrant after a failed redemption", err, tokenstore.ErrNotFound)
+
+	rt := sampleRefresh("rt", "", time.Hour)
+	red, err := s.RedeemCode(ctx, c.Hash, g, rt)
+	check(t, "RedeemCode", err)
+	if red.UsedAt.IsZero() || red.GrantID != c.GrantID {
+		t.Fatalf("redeemed code %+v, want it used", red)
+	}
+	gotG, err := s.GetGrant(ctx, c.GrantID)
+	check(t, "GetGrant", err)
+	equal(t, "grant stored with the redemption", gotG, g)
+	gotRT, err := s.GetRefreshToken(ctx, rt.Hash)
+	check(t, "GetRefreshToken", err)
+	if gotRT.GrantID != c.GrantID {
+		t.Fatalf("refresh token grant %q, want %q", gotRT.GrantID, c.GrantID)
+	}
+	used, err := s.GetCode(ctx, c.Hash)
+	check(t, "GetCode used", err)
+	if !used.UsedAt.Equal(red.UsedAt) {
+		t.Fatalf("GetCode UsedAt %v, want %v", used.UsedAt, red.UsedAt)
+	}
+
+	again, err := s.RedeemCode(ctx, c.Hash, sampleGrant(c.GrantID, c.ClientID, c.UserID, at(0)), sampleRefresh("rt2", "", time.Hour))
+	wantErr(t, "RedeemCode again", err, tokenstore.ErrReused)
+	if again == nil || !again.UsedAt.Equal(red.UsedAt) {
+		t.Fatalf("replayed code %+v, want the used code", again)
+	}
+	_, err = s.GetRefreshToken(ctx, hash("rt2"))
+	wantErr(t, "refresh token of a replay", err, tokenstore.ErrNotFound)
+
+	_, err = s.RedeemCode(ctx, hash("nope"), g, nil)
+	wantErr(t, "RedeemCode unknown", err, tokenstore.ErrNotFound)
+	_, err = s.GetCode(ctx, hash("nope"))
+	wantErr(t, "GetCode unknown", err, tokenstore.ErrNotFound)
+	exp := sampleCode("expired", -time.Second)
+	check(t, "CreateCode", s.CreateCode(ctx, exp))
+	_, err = s.GetCode(ctx, exp.Hash)
+	wantErr(t, "GetCode expired", err, tokenstore.ErrNotFound)
+	_, err = s.RedeemCode(ctx, exp.Hash, sampleGrant(exp.GrantID, exp.ClientID, exp.UserID, at(0)), nil)
+	wantErr(t, "RedeemCode expired", err, tokenstore.ErrNotFound)
+
+	// A revoked grant id is not brought alive, and the code stays unspent.
+	rv := sampleCode("revoked", time.Minute)
+	check(t, "CreateCode", s.CreateCode(ctx, rv))
+	check(t, "RevokeGrant", s.RevokeGrant(ctx, rv.GrantID, at(time.Hour)))
+	_, err = s.RedeemCode(ctx, rv.Hash, sampleGrant(rv.GrantID, rv.ClientID, rv.UserID, at(0)), nil)
+	wantErr(t, "RedeemCode of a revoked grant", err, tokenstore.ErrRevoked)
+	_, err = s.GetGrant(ctx, rv.GrantID)
+	wantErr(t, "GetGrant of a revoked grant id", err, tokenstore.ErrNotFound)
+}
+
+// testConcurrentRedeemCode: of many exchanges of one code exactly one stores
+// its grant and refresh token; every other returns only once that commit is
+// visible, with the used code, and stores nothing.
+func testConcurrentRedeemCode(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	const n = 50
+	c := sampleCode("code", time.Minute)
+	check(t, "CreateCode", s.CreateCode(ctx, c))
+	warm(t, s)
+	got := make([]*tokenstore.AuthCode, n)
+	errs := race(n, func(i int) error {
+		var err error
+		g := sampleGrant(c.GrantID, c.ClientID, c.UserID, at(0))
+		got[i], err = s.RedeemCode(ctx, c.Hash, g, sampleRefresh(fmt.Sprintf("rt%d", i), "", time.Hour))
+		if errors.Is(err, tokenstore.ErrReused) {
+			// The winner's commit is visible to a loser once it returns.
+			if _, gerr := s.GetRefreshToken(ctx, hash(fmt.Sprintf("rt%d", i))); !errors.Is(gerr, tokenstore.ErrNotFound) {
+				return fmt.Errorf("a loser's refresh token: %v", gerr)
+			}
+			if _, gerr := s.GetGrant(ctx, c.GrantID); gerr != nil {
+				return fmt.Errorf("a loser returned before the winner's grant was visible: %v", gerr)
+			}
+		}
+		return err
+	})
+	w := oneWinner(t, errs)
+	for i, g := range got {
+		if g == nil || !g.UsedAt.Equal(got[w].UsedAt) {
+			t.Fatalf("goroutine %d got %+v, want the code used at %v", i, g, got[w].UsedAt)
+		}
+	}
+	if _, err := s.GetRefreshToken(ctx, hash(fmt.Sprintf("rt%d", w))); err != nil {
+		t.Fatalf("the winner's refresh token: %v", err)
+	}
+}
+
+// testConcurrentRedeemDelete: a redemption racing the deletion of its client
+// either loses (nothing stored) or wins before it (and the deletion removes
+// what it stored, with a revocation dated after it).
+func testConcurrentRedeemDelete(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	for i := range 10 {
+		id := fmt.Sprintf("client%d", i)
+		check(t, "CreateClient", s.CreateClient(ctx, sampleClient(id)))
+		c := sampleCode(fmt.Sprintf("code%d", i), time.Minute)
+		c.ClientID = id
+		check(t, "CreateCode", s.CreateCode(ctx, c))
+		rt := sampleRefresh(fmt.Sprintf("rt%d", i), "", time.Hour)
+		rt.ClientID = id
+		var redeemed time.Time
+		var revokedAt time.Time
+		errs := race(2, func(j int) error {
+			if j == 0 {
+				_, err := s.RedeemCode(ctx, c.Hash, sampleGrant(c.GrantID, id, c.UserID, at(0)), rt)
+				redeemed = time.Now()
+				if errors.Is(err, tokenstore.ErrNotFound) {
+					return nil
+				}
+				return err
+			}
+			var err error
+			revokedAt, err = s.DeleteClient(ctx, id, at(time.Hour))
+			return err
+		})
+		check(t, "RedeemCode", errs[0])
+		check(t, "DeleteClient", errs[1])
+		_, err := s.GetGrant(ctx, c.GrantID)
+		wantErr(t, "grant after the deletion", err, tokenstore.ErrNotFound)
+		_, err = s.GetRefreshToken(ctx, rt.Hash)
+		wantErr(t, "refresh token after the deletion", err, tokenstore.ErrNotFound)
+		if !revokedAt.After(redeemed.Add(-time.Second)) {
+			t.Fatalf("revocation at %v, long before the redemption returned at %v", revokedAt, redeemed)
+		}
 	}
 }
 
@@ -1176,7 +1348,7 @@ func testWakeup(t *testing.T, s tokenstore.Store) {
 	}{
 		{"CreateClient", func() error { return s.CreateClient(ctx, sampleClient("c1")) }},
 		{"UpdateClient", func() error { return s.UpdateClient(ctx, sampleClient("c1")) }},
-		{"DeleteClient", func() error { return s.DeleteClient(ctx, "c1") }},
+		{"DeleteClient", func() error { _, err := s.DeleteClient(ctx, "c1", at(time.Hour)); return err }},
 		{"AddKey", func() error { return s.AddKey(ctx, sampleKey("k2", at(time.Second))) }},
 		{"DeleteKeysRetiredBefore", func() error { return s.DeleteKeysRetiredBefore(ctx, time.Now().Add(time.Hour)) }},
 		{"UpdateUser", func() error { return s.UpdateUser(ctx, sampleUser("u1", "u1@example.com")) }},
