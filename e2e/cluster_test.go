@@ -1108,13 +1108,13 @@ func TestCodeExchangeRaceSQLite(t *testing.T) {
 	codeExchangeRace(t, []*node{startNode(t, nodeOptions{})})
 }
 
-// authorizedCode runs the authorization-code flow up to the code, which it
-// returns with its PKCE verifier.
-func (f *codeFlow) authorizedCode(n *node) (code, verifier string, err error) {
+// authorizedCode runs the authorization-code flow for scope up to the
+// code, which it returns with its PKCE verifier.
+func (f *codeFlow) authorizedCode(n *node, scope string) (code, verifier string, err error) {
 	verifier = rand.Text() + rand.Text()
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{"response_type": {"code"}, "client_id": {f.client.ClientID}, "redirect_uri": {flowRedirect},
-		"scope": {"read:invoices"}, "state": {"s"}, "code_challenge_method": {"S256"},
+		"scope": {scope}, "state": {"s"}, "code_challenge_method": {"S256"},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}}
 	resp, err := f.browser.Get(n.URL + "/oauth/authorize?" + q.Encode())
 	if err != nil {
@@ -1161,7 +1161,7 @@ func codeExchangeRace(t *testing.T, nodes []*node) {
 		return resp.StatusCode, m, err
 	}
 	for round := range 5 {
-		code, verifier, err := f.authorizedCode(nodes[round%len(nodes)])
+		code, verifier, err := f.authorizedCode(nodes[round%len(nodes)], "read:invoices")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1233,6 +1233,100 @@ func codeExchangeRace(t *testing.T, nodes []*node) {
 		}
 		if ok, err := ch.rotate(nodes[0]); ok || err != nil || ch.status != http.StatusBadRequest {
 			t.Fatalf("round %d: the winner's refresh token after a replay: %d %v, want refused", round, ch.status, err)
+		}
+	}
+}
+
+// TestClusterTableLockRetry (issue 9, item 1): with one table the token
+// endpoint needs locked beyond statement_timeout, a code exchange or a
+// refresh answers 503 and spends nothing: the same request retried once the
+// lock is gone succeeds, and its tokens work. Each table is one step of the
+// grants: users (the id_token), grants (storing the grant), refresh_tokens
+// (rotation), codes (spending the code).
+func TestClusterTableLockRetry(t *testing.T) {
+	pg := startPostgres(t)
+	dsn := pg.CreateDB("oauthgate")
+	n := startNode(t, nodeOptions{Caddyfile: clusterCaddyfile, Env: []string{"OAUTHGATE_DSN=" + dsn,
+		"OAUTHGATE_STATEMENT_TIMEOUT=500ms"}})
+	f := newCodeFlow(t, n)
+	f.client = n.registerClient(map[string]any{"name": "oidc app", "scopes": []string{"openid", "read:invoices"}, "first_party": true,
+		"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{flowRedirect}})
+
+	// locked runs fn while another session holds table in ACCESS EXCLUSIVE
+	// mode, which blocks every read and write of it.
+	locked := func(table string, fn func()) {
+		t.Helper()
+		c, err := pgx.Connect(ctx(t), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(context.Background())
+		lk, err := c.Begin(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lk.Exec(ctx(t), "LOCK TABLE "+pgx.Identifier{table}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			t.Fatal(err)
+		}
+		defer lk.Rollback(context.Background())
+		fn()
+	}
+	type answer struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+		IDToken      string `json:"id_token"`
+	}
+	post := func(vals url.Values) (int, answer) {
+		var a answer
+		st, err := postFormDecode(n.URL+"/oauth/token", f.client, vals, &a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, a
+	}
+	works := func(what string, a answer) {
+		t.Helper()
+		if a.AccessToken == "" || a.RefreshToken == "" || a.IDToken == "" {
+			t.Fatalf("%s: answer lacks a token", what)
+		}
+		if st := gateway(n, a.AccessToken); st != http.StatusOK {
+			t.Fatalf("%s: the access token gets %d at the gateway", what, st)
+		}
+	}
+	for _, table := range []string{"users", "grants", "refresh_tokens", "codes"} {
+		code, verifier, err := f.authorizedCode(n, "openid read:invoices")
+		if err != nil {
+			t.Fatal(err)
+		}
+		exchange := url.Values{"grant_type": {"authorization_code"}, "code": {code},
+			"redirect_uri": {flowRedirect}, "code_verifier": {verifier}}
+		var st int
+		locked(table, func() { st, _ = post(exchange) })
+		if st != http.StatusServiceUnavailable {
+			t.Fatalf("code exchange with %s locked: %d, want 503", table, st)
+		}
+		st, a := post(exchange)
+		if st != http.StatusOK {
+			t.Fatalf("code exchange retried after %s was locked: %d, want 200", table, st)
+		}
+		works("code exchange retried after "+table+" was locked", a)
+
+		if table == "codes" {
+			continue // a refresh does not read codes
+		}
+		refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {a.RefreshToken}}
+		locked(table, func() { st, _ = post(refresh) })
+		if st != http.StatusServiceUnavailable {
+			t.Fatalf("refresh with %s locked: %d, want 503", table, st)
+		}
+		st, b := post(refresh)
+		if st != http.StatusOK {
+			t.Fatalf("refresh retried after %s was locked: %d, want 200", table, st)
+		}
+		works("refresh retried after "+table+" was locked", b)
+		// The first exchange's access token lives: nothing was revoked.
+		if st := gateway(n, a.AccessToken); st != http.StatusOK {
+			t.Fatalf("after the refresh retried past a lock of %s, the grant's earlier token gets %d", table, st)
 		}
 	}
 }
