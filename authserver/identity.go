@@ -2,6 +2,8 @@ package authserver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,10 +102,14 @@ func (b builtinIdentity) signInURL(returnTo string, _ bool) string {
 //
 //	{"id": "usr_1", "email": "ada@example.com", "name": "Ada Lovelace",
 //	 "businesses": [{"id": "biz_1", "name": "Analytical Engines"}],
-//	 "current_business": "biz_1", "auth_time": 1767225600}
+//	 "current_business": "biz_1", "auth_time": 1767225600, "sid": "…"}
 //
-// (auth_time, unix seconds, is optional), or with 401, 403 or a redirect
-// when nobody is signed in. The browser sends the platform's cookies to
+// (auth_time, unix seconds, and sid, an identifier of this sign-in, are
+// optional), or with 401, 403 or a redirect when nobody is signed in. The
+// consent form is bound to the sign-in it was shown to:
+// to the sid when the platform gives one, otherwise to the platform's
+// cookies, so a form loaded before a sign-out and a new sign-in is refused
+// after them. The browser sends the platform's cookies to
 // oauthgate only when they are scoped to oauthgate's host too (same host,
 // or a parent domain).
 type DelegatedIdentity struct {
@@ -151,6 +158,8 @@ type platformSession struct {
 	Businesses      []BusinessSpec `json:"businesses"`
 	CurrentBusiness string         `json:"current_business"`
 	AuthTime        int64          `json:"auth_time"`
+	// SID identifies the sign-in, as OpenID Connect's sid does.
+	SID string `json:"sid"`
 }
 
 func (d *delegatedIdentity) signedIn(r *http.Request) (*account, error) {
@@ -160,8 +169,9 @@ func (d *delegatedIdentity) signedIn(r *http.Request) (*account, error) {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
-	if c := platformCookies(r); c != "" {
-		req.Header.Set("Cookie", c)
+	cookies := platformCookies(r)
+	if cookies != "" {
+		req.Header.Set("Cookie", cookies)
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
@@ -185,7 +195,8 @@ func (d *delegatedIdentity) signedIn(r *http.Request) (*account, error) {
 	if err := d.mirror(ctx, &ps); err != nil {
 		return nil, err
 	}
-	a := &account{ID: ps.ID, Name: ps.Name, Email: strings.ToLower(ps.Email), CurrentBusiness: ps.CurrentBusiness, binding: "user:" + ps.ID}
+	a := &account{ID: ps.ID, Name: ps.Name, Email: strings.ToLower(ps.Email), CurrentBusiness: ps.CurrentBusiness,
+		binding: platformBinding(&ps, cookies)}
 	for _, b := range ps.Businesses {
 		a.Businesses = append(a.Businesses, &tokenstore.Business{ID: b.ID, Name: b.Name})
 	}
@@ -194,6 +205,24 @@ func (d *delegatedIdentity) signedIn(r *http.Request) (*account, error) {
 		a.AuthTime = time.Unix(ps.AuthTime, 0)
 	}
 	return a, nil
+}
+
+// platformBinding identifies the platform sign-in a form is shown to, as
+// the session id does for the built-in directory: the platform's sid when
+// it gives one, else the platform cookies that make the session (a new
+// sign-in sets new ones), with the user and auth_time. It only feeds the
+// form token's HMAC, so the cookies are hashed, never kept.
+func platformBinding(ps *platformSession, cookies string) string {
+	sign := "cookies:" + base64.RawURLEncoding.EncodeToString(sha256Sum(cookies))
+	if ps.SID != "" {
+		sign = "sid:" + ps.SID
+	}
+	return "platform\x00" + ps.ID + "\x00" + strconv.FormatInt(ps.AuthTime, 10) + "\x00" + sign
+}
+
+func sha256Sum(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
 }
 
 func (ps *platformSession) validate() error {

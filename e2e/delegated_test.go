@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,7 +22,11 @@ import (
 type platform struct {
 	*httptest.Server
 	down atomic.Bool // the session endpoint fails
+	sid  atomic.Bool // the session endpoint names the sign-in (sid)
 	mu   sync.Mutex
+	// sessions are the platform's live sign-ins, by cookie value; each
+	// sign-in makes a new one.
+	sessions map[string]bool
 	// cookies are the Cookie headers the session endpoint received.
 	cookies []string
 	// signIns are the query strings the sign-in page received.
@@ -29,15 +34,31 @@ type platform struct {
 }
 
 func newPlatform(t *testing.T) *platform {
-	p := &platform{}
+	p := &platform{sessions: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /sign-in", func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.signIns = append(p.signIns, r.URL.Query())
+		value := fmt.Sprintf("alice-session-%d", len(p.signIns))
+		p.sessions[value] = true
 		p.mu.Unlock()
 		// The user signs in here (credentials are the platform's business).
-		http.SetCookie(w, &http.Cookie{Name: "platform_session", Value: "alice-session", Path: "/", HttpOnly: true})
+		http.SetCookie(w, &http.Cookie{Name: "platform_session", Value: value, Path: "/", HttpOnly: true})
 		http.Redirect(w, r, r.URL.Query().Get("next"), http.StatusSeeOther)
+	})
+	mux.HandleFunc("GET /sign-out", func(w http.ResponseWriter, r *http.Request) {
+		if c, err := r.Cookie("platform_session"); err == nil {
+			p.mu.Lock()
+			delete(p.sessions, c.Value)
+			p.mu.Unlock()
+		}
+		http.SetCookie(w, &http.Cookie{Name: "platform_session", Path: "/", MaxAge: -1})
+		w.WriteHeader(http.StatusNoContent)
+	})
+	// A cookie that has nothing to do with the sign-in.
+	mux.HandleFunc("GET /theme", func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "theme", Value: r.URL.Query().Get("v"), Path: "/"})
+		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /api/session", func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
@@ -48,16 +69,23 @@ func newPlatform(t *testing.T) *platform {
 			return
 		}
 		c, err := r.Cookie("platform_session")
-		if err != nil || c.Value != "alice-session" {
+		p.mu.Lock()
+		live := err == nil && p.sessions[c.Value]
+		p.mu.Unlock()
+		if !live {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
+		ps := map[string]any{
 			"id": "plat_alice", "email": "alice@platform.example", "name": "Alice Example",
 			"businesses":       []map[string]string{{"id": "biz_alpha", "name": "Alpha Ltd"}, {"id": "biz_beta", "name": "Beta GmbH"}},
 			"current_business": "biz_alpha",
-		})
+		}
+		if p.sid.Load() {
+			ps["sid"] = "sid-" + c.Value
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(ps)
 	})
 	p.Server = httptest.NewServer(mux)
 	t.Cleanup(p.Close)
@@ -173,5 +201,84 @@ func TestDelegatedIdentity(t *testing.T) {
 	// Signed out at the platform: back to its sign-in page.
 	if p := newUserAgent(t).get(authURL); p.Location == nil || !strings.HasPrefix(p.Location.String(), plat.URL+"/sign-in?") {
 		t.Errorf("signed out: %v", p.Location)
+	}
+}
+
+// TestDelegatedConsentBoundToSignIn: with `identity delegated` the consent
+// form is bound to the platform sign-in it was shown to, as it is to the
+// session with the built-in directory. A form loaded before a sign-out
+// and a new sign-in of the same user is refused after them; a cookie that
+// has nothing to do with the sign-in changes nothing when the platform
+// names its sign-ins (sid).
+func TestDelegatedConsentBoundToSignIn(t *testing.T) {
+	plat := newPlatform(t)
+	n := startNode(t, nodeOptions{Caddyfile: "e2e/testdata/delegated.Caddyfile", Env: []string{
+		"PLATFORM_SESSION_URL=" + plat.URL + "/api/session",
+		"PLATFORM_SIGN_IN_URL=" + plat.URL + "/sign-in",
+	}})
+	signIn := func(t *testing.T, ua *userAgent) {
+		t.Helper()
+		if p := ua.get(plat.URL + "/sign-in?next=/"); p.StatusCode != http.StatusSeeOther {
+			t.Fatalf("platform sign-in: %d", p.StatusCode)
+		}
+	}
+	signOutAndIn := func(t *testing.T, ua *userAgent) {
+		t.Helper()
+		if p := ua.get(plat.URL + "/sign-out"); p.StatusCode != http.StatusNoContent {
+			t.Fatalf("platform sign-out: %d", p.StatusCode)
+		}
+		signIn(t, ua)
+	}
+	// consentForm loads the consent page for a new client, which the user
+	// has not allowed yet.
+	consentForm := func(t *testing.T, ua *userAgent) *page {
+		t.Helper()
+		c := n.registerClient(map[string]any{"name": "Partner App", "scopes": []string{"read:invoices"},
+			"grant_types": []string{"authorization_code"}, "redirect_uris": []string{"http://127.0.0.1/cb"}})
+		p := ua.get(n.URL + "/oauth/authorize?" + url.Values{"response_type": {"code"}, "client_id": {c.ClientID},
+			"redirect_uri": {"http://127.0.0.1/cb"}, "scope": {"read:invoices"}, "state": {"st"}}.Encode())
+		if p.Location == nil || p.Location.Path != "/oauth/consent" {
+			t.Fatalf("authorize: %d %v", p.StatusCode, p.Location)
+		}
+		if p = ua.get(p.Location.String()); p.StatusCode != 200 || !strings.Contains(p.Body, "csrf_token") {
+			t.Fatalf("consent page: %d", p.StatusCode)
+		}
+		return p
+	}
+	allow := func(ua *userAgent, form *page) *page {
+		return ua.submit(form, url.Values{"decision": {"allow"}, "business_id": {"biz_alpha"}})
+	}
+	granted := func(p *page) bool {
+		return p.StatusCode == http.StatusSeeOther && p.Location != nil && p.Location.Host == "127.0.0.1" && p.Location.Query().Get("code") != ""
+	}
+
+	for _, withSID := range []bool{false, true} {
+		name := "cookies"
+		if withSID {
+			name = "sid"
+		}
+		t.Run(name, func(t *testing.T) {
+			plat.sid.Store(withSID)
+			ua := newUserAgent(t)
+			signIn(t, ua)
+			stale := consentForm(t, ua)
+			signOutAndIn(t, ua)
+			if p := allow(ua, stale); p.StatusCode != http.StatusForbidden || granted(p) {
+				t.Errorf("a form of the previous sign-in: %d %v, want 403", p.StatusCode, p.Location)
+			}
+			// The form of the current sign-in works.
+			if p := allow(ua, consentForm(t, ua)); !granted(p) {
+				t.Errorf("the current sign-in's form: %d %v", p.StatusCode, p.Location)
+			}
+			if withSID {
+				// A cookie unrelated to the sign-in does not matter when the
+				// platform names the sign-in.
+				form := consentForm(t, ua)
+				ua.get(plat.URL + "/theme?v=dark")
+				if p := allow(ua, form); !granted(p) {
+					t.Errorf("after an unrelated cookie changed: %d %v", p.StatusCode, p.Location)
+				}
+			}
+		})
 	}
 }
