@@ -8,6 +8,9 @@ import (
 	"net/url"
 	"strings"
 
+	"go.uber.org/zap"
+
+	"github.com/oauthgate/oauthgate/throttle"
 	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
@@ -44,12 +47,21 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, p para
 			return nil, errInvalidClient(false)
 		}
 	}
+	// Throttling (per client_id and per client address) refuses before the
+	// client is looked up, so a locked caller costs no store round trip and
+	// a registered client_id is refused exactly like an unknown one.
+	subjects := [2]throttle.Subject{{Kind: throttle.Client, Value: id}, {Kind: throttle.ClientAddress, Value: s.clientAddress(r)}}
+	if d := s.throttle.Locked(subjects[:]...); d > 0 {
+		s.throttle.Refused(s.clientEndpoint(r))
+		s.observeClientAuth("throttled")
+		return nil, errThrottled(d)
+	}
 	c, err := s.tokens.Client(ctx, id)
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
 		tokens.SecretMatches(dummyHash, secret)
 		s.observeClientAuth("unknown_client")
-		return nil, errInvalidClient(basic)
+		return nil, s.clientAuthFailed(ctx, r, basic, subjects[:]...)
 	case errors.Is(err, tokenstore.ErrUnavailable) || errors.Is(err, tokens.ErrUnavailable):
 		return nil, errUnavailable()
 	case err != nil:
@@ -58,18 +70,39 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, p para
 	}
 	if c.Public {
 		// A public client has no secret to prove; presenting one is a mistake
-		// we refuse rather than ignore.
+		// we refuse rather than ignore. It is no guess at a secret, so only
+		// the address counts it: anyone could otherwise lock a public app
+		// out of the token endpoint.
 		if secret != "" {
 			s.observeClientAuth("bad_secret")
-			return nil, errInvalidClient(basic)
+			return nil, s.clientAuthFailed(ctx, r, basic, subjects[1])
 		}
 		return &authenticatedClient{Client: c, viaBasic: basic}, nil
 	}
 	if secret == "" || !tokens.SecretMatches(c.SecretHash, secret) {
 		s.observeClientAuth("bad_secret")
-		return nil, errInvalidClient(basic)
+		return nil, s.clientAuthFailed(ctx, r, basic, subjects[:]...)
+	}
+	// Writes only when the client has failures to forget.
+	if err := s.throttle.Succeeded(ctx, subjects[:]...); err != nil {
+		s.log.Warn("forgetting failed client authentications", zap.Error(err))
 	}
 	return &authenticatedClient{Client: c, viaBasic: basic}, nil
+}
+
+// clientAuthFailed counts a failed client authentication and answers it:
+// invalid_client, or 429 once the failure locked the client or address.
+// A failure that cannot be counted is 503, not a free guess.
+func (s *Server) clientAuthFailed(ctx context.Context, r *http.Request, basic bool, subjects ...throttle.Subject) *Error {
+	d, err := s.throttle.Failed(ctx, s.clientEndpoint(r), subjects...)
+	switch {
+	case err != nil:
+		s.logError("counting a failed client authentication", err)
+		return errUnavailable()
+	case d > 0:
+		return errThrottled(d)
+	}
+	return errInvalidClient(basic)
 }
 
 // basicCredentials decodes an Authorization: Basic header. Absent header →

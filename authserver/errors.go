@@ -3,6 +3,7 @@ package authserver
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/oauthgate/oauthgate/internal/oautherr"
 )
@@ -47,7 +48,10 @@ func writeError(w http.ResponseWriter, e *Error) {
 	if e.Challenge != "" {
 		h.Set("WWW-Authenticate", e.Challenge)
 	}
-	if e.Status == http.StatusServiceUnavailable {
+	switch {
+	case e.RetryAfter > 0:
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	case e.Status == http.StatusServiceUnavailable:
 		h.Set("Retry-After", retryAfterSeconds)
 	}
 	writeJSON(w, e.Status, e)

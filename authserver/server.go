@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/oauthgate/oauthgate/throttle"
 	"github.com/oauthgate/oauthgate/tokens"
 )
 
@@ -61,8 +62,15 @@ type Config struct {
 	// Delegated, when set, asks the platform who is signed in instead of
 	// signing users in against the built-in directory.
 	Delegated *DelegatedIdentity
-	Logger    *zap.Logger
-	Metrics   *Metrics
+	// Throttle counts failed sign-ins and client authentications and
+	// refuses locked accounts, clients and addresses. Nil: no throttling.
+	Throttle *throttle.Throttle
+	// ClientAddress returns the client's IP address as the HTTP server
+	// knows it (behind trusted proxies, the forwarded one). Default, or
+	// when it returns "": the host of r.RemoteAddr.
+	ClientAddress func(r *http.Request) string
+	Logger        *zap.Logger
+	Metrics       *Metrics
 	// BrowserMetrics counts sign-ins and authorization outcomes.
 	BrowserMetrics *BrowserMetrics
 	// Clock tells the time. Default: time.Now (tests inject a fake one,
@@ -87,6 +95,7 @@ type Server struct {
 	// identity says who is signed in on a browser.
 	identity identitySource
 	pages    *pages
+	throttle *throttle.Throttle
 }
 
 type endpointPaths struct {
@@ -128,6 +137,7 @@ func New(cfg Config, store Store, ts *tokens.Service) (*Server, error) {
 		log:        cfg.Logger,
 		now:        cfg.Clock,
 		m:          cfg.Metrics,
+		throttle:   cfg.Throttle,
 		scopes:     make(map[string]string, len(cfg.Scopes)),
 		paths: endpointPaths{
 			authorize:  base + "/authorize",

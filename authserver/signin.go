@@ -5,9 +5,14 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/oauthgate/oauthgate/internal/oautherr"
+	"github.com/oauthgate/oauthgate/throttle"
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
 
@@ -24,6 +29,8 @@ type signInView struct {
 	Email                  string
 	AppName                string
 	Failed                 bool
+	// Locked says how long sign-in is refused, after too many failures.
+	Locked string
 }
 
 // serveSignIn is the built-in directory's sign-in page.
@@ -64,13 +71,24 @@ func (s *Server) returnTarget(returnTo string) (url.Values, bool) {
 	return q, true
 }
 
+// showLocked answers a sign-in refused for d: 429 with Retry-After, the
+// form again and how long to wait.
+func (s *Server) showLocked(w http.ResponseWriter, r *http.Request, d time.Duration, returnTo, email, clientID string) {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter(d)))
+	s.showSignInView(w, r, http.StatusTooManyRequests, returnTo, email, clientID, &signInView{Locked: waitText(d)})
+}
+
 func (s *Server) showSignIn(w http.ResponseWriter, r *http.Request, status int, returnTo, email, clientID string, failed bool) {
+	s.showSignInView(w, r, status, returnTo, email, clientID, &signInView{Failed: failed})
+}
+
+func (s *Server) showSignInView(w http.ResponseWriter, r *http.Request, status int, returnTo, email, clientID string, v *signInView) {
 	secret, err := s.csrfSecret(w, r)
 	if err != nil {
 		s.renderError(w, &pageError{Status: http.StatusInternalServerError, Title: "Something went wrong", Message: "Please try again.", Code: oautherr.ServerError.Code})
 		return
 	}
-	v := &signInView{Action: s.paths.signIn, ReturnTo: returnTo, CSRF: csrfToken(secret, csrfSignIn, ""), Email: email, Failed: failed}
+	v.Action, v.ReturnTo, v.CSRF, v.Email = s.paths.signIn, returnTo, csrfToken(secret, csrfSignIn, ""), email
 	if clientID != "" {
 		if c, err := s.tokens.Client(r.Context(), clientID); err == nil {
 			v.AppName = c.Name
@@ -98,6 +116,18 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := strings.TrimSpace(f.Get("email"))
+	// Throttling counts the e-mail as typed (folded as the directory
+	// folds it) whether or not an account has it, so a locked unknown
+	// e-mail is answered exactly like a locked account, and the lock is
+	// checked before the directory is.
+	subjects := [2]throttle.Subject{{Kind: throttle.Account, Value: strings.ToLower(email)},
+		{Kind: throttle.SignInAddress, Value: s.clientAddress(r)}}
+	if d := s.throttle.Locked(subjects[:]...); d > 0 {
+		s.throttle.Refused(throttle.EndpointSignIn)
+		s.observeSignIn(false)
+		s.showLocked(w, r, d, returnTo, email, q.Get("client_id"))
+		return
+	}
 	u, err := s.authenticate(r.Context(), email, f.Get("password"))
 	if err != nil {
 		s.renderError(w, s.unavailablePage(err))
@@ -105,9 +135,22 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	if u == nil {
 		s.observeSignIn(false)
-		// One message for an unknown e-mail and a wrong password.
-		s.showSignIn(w, r, http.StatusUnauthorized, returnTo, email, q.Get("client_id"), true)
+		d, err := s.throttle.Failed(r.Context(), throttle.EndpointSignIn, subjects[:]...)
+		switch {
+		case err != nil:
+			// An uncounted failure would be a free guess.
+			s.renderError(w, s.unavailablePage(err))
+		case d > 0:
+			s.showLocked(w, r, d, returnTo, email, q.Get("client_id"))
+		default:
+			// One message for an unknown e-mail and a wrong password.
+			s.showSignIn(w, r, http.StatusUnauthorized, returnTo, email, q.Get("client_id"), true)
+		}
 		return
+	}
+	// Writes only when the account has failures to forget.
+	if err := s.throttle.Succeeded(r.Context(), subjects[:]...); err != nil {
+		s.log.Warn("forgetting failed sign-ins", zap.Error(err))
 	}
 	if err := s.startSession(w, u.ID, s.now()); err != nil {
 		s.renderError(w, s.unavailablePage(err))

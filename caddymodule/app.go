@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/oauthgate/oauthgate/authserver"
+	"github.com/oauthgate/oauthgate/throttle"
 	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
@@ -125,6 +126,10 @@ type App struct {
 	// are created or updated when it loads. More can be added through the
 	// admin API.
 	Users []StaticUser `json:"users,omitempty"`
+
+	// Throttle tunes the throttling of failed sign-ins and client
+	// authentications. Default: on, with ThrottleConfig's defaults.
+	Throttle *ThrottleConfig `json:"throttle,omitempty"`
 
 	store   tokenstore.Store
 	tokens  *tokens.Service
@@ -239,6 +244,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	thm, err := throttle.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("registering throttle metrics: %w", err)
+	}
+	thc, err := a.throttleConfig(thm)
+	if err != nil {
+		return err
+	}
 
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -247,6 +260,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if err := registerStoreMetrics(reg, a.store); err != nil {
 		return fmt.Errorf("registering store metrics: %w", err)
+	}
+	var followers []tokens.Follower
+	var th *throttle.Throttle
+	if thc != nil {
+		if th, err = throttle.New(a.store, *thc); err != nil {
+			return err
+		}
+		followers = append(followers, th)
 	}
 	a.tokens, err = tokens.New(ctx, a.store, tokens.Config{
 		Issuer:         a.Issuer,
@@ -258,6 +279,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		CacheMaxBytes:  a.CacheSize,
 		MaxStaleness:   time.Duration(a.MaxStaleness),
 		StaticClients:  statics,
+		Followers:      followers,
 		Logger:         a.logger.Named("tokens"),
 		Metrics:        tm,
 	})
@@ -288,6 +310,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		SessionTTL:                   time.Duration(a.SessionTTL),
 		Delegated:                    delegated,
 		BrowserMetrics:               bm,
+		Throttle:                     th,
+		ClientAddress:                clientIP,
 		Logger:                       a.logger.Named("authserver"),
 		Metrics:                      am,
 	}, a.store, a.tokens)

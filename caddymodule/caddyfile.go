@@ -106,6 +106,14 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 //			return_param <name>
 //			timeout <duration>
 //		}
+//		throttle off
+//		throttle {
+//			accounts <failures>|off
+//			clients <failures>|off
+//			addresses <failures>|off
+//			lock <first> [<longest>]
+//			forget <duration>
+//		}
 //		user <email> {
 //			id <id>
 //			name <name>
@@ -241,6 +249,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, err
 			}
 			app.Identity = ic
+		case "throttle":
+			tc, err := parseThrottle(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Throttle = tc
 		case "user":
 			u, err := parseStaticUser(d)
 			if err != nil {

@@ -41,6 +41,11 @@ func TestProvisionErrors(t *testing.T) {
 		{"static client hash too short", "issuer http://localhost\nclient c {\n secret_hash " + demoSecretHash[:40] + "\n}", `secret_hash: want "sha256:" and 64 hex digits`},
 		{"static client secret in secret_hash", "issuer http://localhost\nclient c {\n secret_hash my-clear-secret\n}", `secret_hash: want "sha256:"`},
 		{"static client hash placeholder unset", "issuer http://localhost\nclient c {\n secret_hash {env.OAUTHGATE_TEST_UNSET_HASH}\n}", "a confidential client needs a secret or secret_hash"},
+		{"throttle sub-second lock", "issuer http://localhost\nthrottle {\n lock 10ms\n}", "must be at least 1s"},
+		{"throttle longest lock shorter than first", "issuer http://localhost\nthrottle {\n lock 10m 1m\n}", "shorter than the first"},
+		{"throttle forgets during a lock", "issuer http://localhost\nthrottle {\n lock 1m 2h\n forget 1h\n}", "before the longest lock"},
+		{"throttle negative count", "issuer http://localhost\nthrottle {\n accounts -5\n}", "account_failures -5"},
+		{"throttle negative duration", "issuer http://localhost\nthrottle {\n forget -1h\n}", "durations must be positive"},
 	}
 	validate := func(t *testing.T, options string) error {
 		t.Helper()

@@ -22,6 +22,9 @@ type Error struct {
 	// empty (RFC 6749 §5.2 for invalid_client after HTTP Basic, RFC 6750
 	// §3 for bearer-token errors).
 	Challenge string `json:"-"`
+	// RetryAfter, in seconds, is sent as Retry-After when positive (RFC
+	// 9110 §10.2.3), as with 429 while a client is throttled.
+	RetryAfter int `json:"-"`
 }
 
 func (e *Error) Error() string {
@@ -50,6 +53,13 @@ func (e *Error) WithDescription(desc string) *Error {
 func (e *Error) WithStatus(status int) *Error {
 	c := *e
 	c.Status = status
+	return &c
+}
+
+// WithRetryAfter returns a copy of e sent with Retry-After: seconds.
+func (e *Error) WithRetryAfter(seconds int) *Error {
+	c := *e
+	c.RetryAfter = seconds
 	return &c
 }
 
