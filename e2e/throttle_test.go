@@ -82,14 +82,23 @@ func waitRetryAfter(t *testing.T, p *page) {
 }
 
 // wrongThenRight signs in with 30 wrong passwords, then the right one, and
-// returns every answer.
+// returns every answer. It logs how long the counted failures (the first
+// five) and the refusals took.
 func wrongThenRight(t *testing.T, ua *userAgent, sp *page, addr, email, right string) ([]attempt, *page) {
 	var got []attempt
 	var last *page
-	for range 30 {
+	var counted, refused time.Duration
+	for i := range 30 {
+		start := time.Now()
 		last = ua.signInFrom(sp, addr, email, "wrong-password")
+		if i < 5 {
+			counted += time.Since(start)
+		} else {
+			refused += time.Since(start)
+		}
 		got = append(got, signInAttempt(t, last))
 	}
+	t.Logf("%s: a counted failure took %v on average, a refusal %v", email, counted/5, refused/25)
 	last = ua.signInFrom(sp, addr, email, right)
 	got = append(got, signInAttempt(t, last))
 	return got, last
