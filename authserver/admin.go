@@ -19,18 +19,50 @@ import (
 // AdminPrefix is where the admin API lives on Caddy's admin endpoint.
 const AdminPrefix = "/oauthgate/"
 
-// clientSpec is the body of POST /oauthgate/clients.
-type clientSpec struct {
-	Name         string   `json:"name"`
-	GrantTypes   []string `json:"grant_types"`
-	Scopes       []string `json:"scopes"`
-	Businesses   []string `json:"businesses"`
-	RedirectURIs []string `json:"redirect_uris"`
-	// PostLogoutRedirectURIs are where RP-initiated logout may return the
-	// browser (exact match), under the same rules as RedirectURIs.
-	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
-	FirstParty             bool     `json:"first_party"`
-	Public                 bool     `json:"public"`
+// ClientSpec is a client as an operator specifies it, the one shape of the
+// admin API's POST /oauthgate/clients body, the CLI's `client create` and a
+// client declared in the configuration (which adds its id and secret).
+// CheckClient applies the registration rules to all three.
+type ClientSpec struct {
+	// Name is shown on the consent screen. Required by the admin API; a
+	// static client defaults to its id.
+	Name string `json:"name,omitempty"`
+	// GrantTypes the client may use: authorization_code, refresh_token,
+	// client_credentials. The admin API defaults to authorization_code and
+	// refresh_token when RedirectURIs are given, else client_credentials;
+	// a static client defaults to client_credentials.
+	GrantTypes []string `json:"grant_types,omitempty"`
+	// Scopes is the ceiling of what the client may request; with a scope
+	// catalogue, each must be in it (or be openid or offline_access).
+	Scopes []string `json:"scopes,omitempty"`
+	// Businesses the client owns (client-credentials tenancy).
+	Businesses []string `json:"businesses,omitempty"`
+	// RedirectURIs, compared by exact string match: https, loopback http or
+	// a reverse-domain private-use scheme, without fragment.
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser afterwards (exact match), under the same rules as
+	// RedirectURIs. Default: none (the signed-out page is shown).
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// FirstParty clients skip the consent screen.
+	FirstParty bool `json:"first_party,omitempty"`
+	// Public clients have no secret and must use PKCE.
+	Public bool `json:"public,omitempty"`
+}
+
+// Client is the store record of the client spec describes, under id.
+func (spec ClientSpec) Client(id string) *tokenstore.Client {
+	return &tokenstore.Client{
+		ID: id, Name: spec.Name, GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Businesses: spec.Businesses,
+		RedirectURIs: spec.RedirectURIs, PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs,
+		FirstParty: spec.FirstParty, Public: spec.Public,
+	}
+}
+
+// specOf is the spec of a stored client.
+func specOf(c *tokenstore.Client) ClientSpec {
+	return ClientSpec{Name: c.Name, GrantTypes: c.GrantTypes, Scopes: c.Scopes, Businesses: c.Businesses,
+		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, FirstParty: c.FirstParty, Public: c.Public}
 }
 
 // clientView is how a client is shown: never with its secret or hash.
@@ -134,18 +166,24 @@ func (s *Server) adminStoreError(w http.ResponseWriter, op string, err error) {
 
 var supportedGrantTypes = []string{"authorization_code", "client_credentials", "refresh_token"}
 
-// validateClient applies the registration rules and fills defaults.
-func (s *Server) validateClient(c *clientSpec) error {
-	c.Name = strings.TrimSpace(c.Name)
-	if c.Name == "" || len(c.Name) > 200 {
-		return fmt.Errorf("name is required (at most 200 characters)")
-	}
+// validateClient applies the registration rules, the admin API's default
+// grant types first.
+func (s *Server) validateClient(c *ClientSpec) error {
 	if len(c.GrantTypes) == 0 {
 		if len(c.RedirectURIs) > 0 {
 			c.GrantTypes = []string{"authorization_code", "refresh_token"}
 		} else {
 			c.GrantTypes = []string{"client_credentials"}
 		}
+	}
+	return s.checkSpec(c)
+}
+
+// checkSpec is the registration rules, the one place they are written.
+func (s *Server) checkSpec(c *ClientSpec) error {
+	c.Name = strings.TrimSpace(c.Name)
+	if c.Name == "" || len(c.Name) > 200 {
+		return fmt.Errorf("name is required (at most 200 characters)")
 	}
 	for _, g := range c.GrantTypes {
 		if !slices.Contains(supportedGrantTypes, g) {
@@ -187,9 +225,8 @@ func (s *Server) validateClient(c *clientSpec) error {
 // CheckClient applies the registration rules to a client declared in the
 // configuration, so a Caddyfile cannot declare what the admin API refuses.
 func (s *Server) CheckClient(c *tokenstore.Client) error {
-	spec := clientSpec{Name: c.Name, GrantTypes: c.GrantTypes, Scopes: c.Scopes, Businesses: c.Businesses,
-		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, FirstParty: c.FirstParty, Public: c.Public}
-	if err := s.validateClient(&spec); err != nil {
+	spec := specOf(c)
+	if err := s.checkSpec(&spec); err != nil {
 		return fmt.Errorf("client %q: %w", c.ID, err)
 	}
 	return nil
@@ -225,7 +262,7 @@ func validRedirectURI(raw string) error {
 }
 
 func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request) {
-	var spec clientSpec
+	var spec ClientSpec
 	if !decodeAdmin(w, r, &spec) {
 		return
 	}
@@ -241,11 +278,8 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now().UTC()
-	c := &tokenstore.Client{
-		ID: id, Name: spec.Name, GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Businesses: spec.Businesses,
-		RedirectURIs: spec.RedirectURIs, PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs,
-		FirstParty: spec.FirstParty, Public: spec.Public, CreatedAt: now, UpdatedAt: now,
-	}
+	c := spec.Client(id)
+	c.CreatedAt, c.UpdatedAt = now, now
 	var secret string
 	if !spec.Public {
 		if secret, err = tokens.NewSecret(s.cfg.SecretPrefix); err != nil {

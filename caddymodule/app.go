@@ -176,24 +176,12 @@ type StaticClient struct {
 	// store keeps, so the secret itself appears nowhere. A confidential
 	// client has Secret or SecretHash, not both; a public one neither.
 	SecretHash string `json:"secret_hash,omitempty"`
-	// Name is shown on the consent screen.
-	Name string `json:"name,omitempty"`
-	// GrantTypes the client may use. Default ["client_credentials"].
-	GrantTypes []string `json:"grant_types,omitempty"`
-	// Scopes is the ceiling of what the client may request.
-	Scopes []string `json:"scopes,omitempty"`
-	// Businesses the client owns (client-credentials tenancy).
-	Businesses []string `json:"businesses,omitempty"`
-	// RedirectURIs, compared by exact string match.
-	RedirectURIs []string `json:"redirect_uris,omitempty"`
-	// PostLogoutRedirectURIs are where RP-initiated logout may send the
-	// browser afterwards, compared by exact string match. Default: none
-	// (the signed-out page is shown).
-	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
-	// FirstParty clients skip the consent screen.
-	FirstParty bool `json:"first_party,omitempty"`
-	// Public clients have no secret and must use PKCE.
-	Public bool `json:"public,omitempty"`
+	// The client itself, as the admin API and the CLI specify one too:
+	// name (default: the id), grant_types (default
+	// ["client_credentials"]), scopes, businesses, redirect_uris,
+	// post_logout_redirect_uris, first_party, public. Provision checks it
+	// under the admin API's registration rules.
+	authserver.ClientSpec
 }
 
 // CaddyModule returns the Caddy module information.
@@ -392,18 +380,15 @@ func (a *App) staticClients(repl *caddy.Replacer) ([]*tokenstore.Client, error) 
 		case secret != "":
 			hash = tokens.HashSecret(secret)
 		}
-		gt := sc.GrantTypes
-		if len(gt) == 0 {
-			gt = []string{"client_credentials"}
+		spec := sc.ClientSpec
+		if len(spec.GrantTypes) == 0 {
+			spec.GrantTypes = []string{"client_credentials"}
 		}
-		c := &tokenstore.Client{
-			ID: sc.ID, Name: sc.Name, GrantTypes: gt, Scopes: sc.Scopes, Businesses: sc.Businesses,
-			RedirectURIs: sc.RedirectURIs, PostLogoutRedirectURIs: sc.PostLogoutRedirectURIs, FirstParty: sc.FirstParty, Public: sc.Public, CreatedAt: now, UpdatedAt: now,
+		if spec.Name == "" {
+			spec.Name = sc.ID
 		}
-		if c.Name == "" {
-			c.Name = c.ID
-		}
-		c.SecretHash = hash
+		c := spec.Client(sc.ID)
+		c.SecretHash, c.CreatedAt, c.UpdatedAt = hash, now, now
 		out = append(out, c)
 	}
 	return out, nil

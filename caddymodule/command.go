@@ -11,6 +11,8 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/oauthgate/oauthgate/authserver"
 )
 
 func init() {
@@ -59,16 +61,7 @@ func buildCommand(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVarP(&af.adapter, "adapter", "a", "", "Name of config adapter")
 
 	client := &cobra.Command{Use: "client", Short: "Registered OAuth clients"}
-	var spec struct {
-		Name                   string   `json:"name"`
-		GrantTypes             []string `json:"grant_types,omitempty"`
-		Scopes                 []string `json:"scopes,omitempty"`
-		Businesses             []string `json:"businesses,omitempty"`
-		RedirectURIs           []string `json:"redirect_uris,omitempty"`
-		PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
-		FirstParty             bool     `json:"first_party,omitempty"`
-		Public                 bool     `json:"public,omitempty"`
-	}
+	var spec authserver.ClientSpec
 	create := &cobra.Command{
 		Use: "create", Short: "Registers a client and prints its id and secret (once)", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error { return af.call(http.MethodPost, "clients", spec) },
