@@ -63,6 +63,11 @@ func parseParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
 		if err := json.Unmarshal(body, &raw); err != nil {
 			return nil, errInvalidRequest("malformed JSON body: expected an object")
 		}
+		// A map keeps the last of two equal keys: count the members, so
+		// that a repeated one is refused as a repeated form field is.
+		if raw == nil || objectMembers(body) != len(raw) {
+			return nil, errInvalidRequest("malformed JSON body: a parameter is repeated or the body is not an object")
+		}
 		p := make(params, len(raw))
 		for k, v := range raw {
 			var s string
@@ -87,6 +92,35 @@ func parseParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
 	default:
 		return nil, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded or application/json")
 	}
+}
+
+// objectMembers counts the members of the JSON object b, which
+// json.Unmarshal has already found valid: the colons outside strings at
+// depth one. No allocation.
+func objectMembers(b []byte) int {
+	n, depth, inString, escaped := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		case c == ':' && depth == 1:
+			n++
+		}
+	}
+	return n
 }
 
 // readBody reads the body, at most maxBodyBytes of it. When the client
