@@ -2,7 +2,10 @@
 // driven by playwright-core, against the demo Caddyfile run by the built
 // binary. It signs in as the demo user, allows and denies on the consent
 // page, follows the redirects to the demo app's callback, exchanges the
-// code and calls the gateway with the token. A screenshot of the consent
+// code and calls the gateway with the token. It signs out from the consent
+// page, from the end_session_endpoint's question, and by RP-initiated
+// logout with an id_token_hint, each time finding that the next
+// authorization asks to sign in again. A screenshot of the consent
 // page goes to the system temp dir, or with UPDATE_SCREENSHOTS=1 to
 // docs/img/consent.png for the README.
 //
@@ -16,6 +19,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { request } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,7 +33,7 @@ const inCI = process.env.CI === 'true';
 const demoUser = { email: 'demo@example.com', password: 'demo-password' };
 const demoClient = { id: 'demo-app', secret: 'demo-app-secret' };
 
-let work, caddy, caddyLog = '', issuer, browser, browserError;
+let work, caddy, caddyLog = '', issuer, admin, browser, browserError;
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -75,7 +79,7 @@ before(async () => {
     XDG_CONFIG_HOME: data,
     OAUTHGATE_HTTP: `:${port}`,
     OAUTHGATE_ISSUER: issuer,
-    OAUTHGATE_ADMIN: `127.0.0.1:${await freePort()}`,
+    OAUTHGATE_ADMIN: (admin = `127.0.0.1:${await freePort()}`),
     DEMO_ACCOUNTING: `127.0.0.1:${await freePort()}`,
     DEMO_CRM: `127.0.0.1:${await freePort()}`,
   };
@@ -281,6 +285,63 @@ test('signing out, from the consent page or the end_session_endpoint, means sign
   await expectText(page, demoUser.email);
   await Promise.all([page.waitForURL(/\/oauth\/sign-out$/), page.locator('.card').getByRole('button', { name: 'Sign out' }).click()]);
   await page.getByRole('status').filter({ hasText: 'You are signed out' }).waitFor();
+  await page.goto(auth.toString());
+  await page.waitForURL(/\/oauth\/sign-in\?/);
+});
+
+// registerClient calls the admin API with node:http (fetch's Sec-Fetch
+// headers make Caddy's admin endpoint refuse it as a browser's request).
+function registerClient(spec) {
+  const [host, port] = admin.split(':');
+  const data = JSON.stringify(spec);
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path: '/oauthgate/clients', method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
+      let text = '';
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => (res.statusCode === 201 ? resolve(JSON.parse(text)) : reject(new Error(`${res.statusCode} ${text}`))));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+test('RP-initiated logout with id_token_hint returns to the app with its state', async (t) => {
+  const page = await newPage(t);
+  if (!page) return;
+  const app = await registerClient({
+    name: 'Signout Demo', grant_types: ['authorization_code'], scopes: ['openid', 'read:invoices'],
+    redirect_uris: [`${issuer}/demo/callback`], post_logout_redirect_uris: [`${issuer}/demo/`],
+  });
+  const auth = new URL(`${issuer}/oauth/authorize`);
+  auth.search = new URLSearchParams({
+    response_type: 'code', client_id: app.client_id, redirect_uri: `${issuer}/demo/callback`, scope: 'openid read:invoices', state: 'rp',
+  }).toString();
+  await page.goto(auth.toString());
+  await signIn(page);
+  await Promise.all([page.waitForURL(/\/demo\/callback\?/), page.getByRole('button', { name: 'Allow' }).click()]);
+  const code = new URL(page.url()).searchParams.get('code');
+  const r = await fetch(`${issuer}/oauth/token`, {
+    method: 'POST',
+    headers: { Authorization: 'Basic ' + Buffer.from(`${app.client_id}:${app.client_secret}`).toString('base64') },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: `${issuer}/demo/callback` }),
+  });
+  const { id_token: idToken } = await r.json();
+  assert.ok(idToken, 'an id_token to hint with');
+
+  // An unregistered post_logout_redirect_uri: an error page, still signed in.
+  const bad = new URL(`${issuer}/oauth/sign-out`);
+  bad.search = new URLSearchParams({ id_token_hint: idToken, post_logout_redirect_uri: 'https://evil.example/', state: 'x' }).toString();
+  const badResp = await page.goto(bad.toString());
+  assert.equal(badResp.status(), 400);
+  assert.equal(new URL(page.url()).host, new URL(issuer).host);
+  await expectText(page, 'not registered');
+
+  const out = new URL(`${issuer}/oauth/sign-out`);
+  out.search = new URLSearchParams({ id_token_hint: idToken, post_logout_redirect_uri: `${issuer}/demo/`, state: 'bye-1' }).toString();
+  await page.goto(out.toString());
+  await page.waitForURL(`${issuer}/demo/?state=bye-1`);
+
   await page.goto(auth.toString());
   await page.waitForURL(/\/oauth\/sign-in\?/);
 });
