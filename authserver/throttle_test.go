@@ -138,3 +138,36 @@ func BenchmarkTokenThrottle(b *testing.B) {
 		})
 	}
 }
+
+// refusingCounter refuses to count.
+type refusingCounter struct{ throttle.Store }
+
+func (refusingCounter) RecordFailures(context.Context, []string, time.Time, time.Time, time.Time) ([]tokenstore.Failures, error) {
+	return nil, tokenstore.ErrUnavailable
+}
+
+// TestUncountedFailureIsUnavailable: a failed client authentication that
+// cannot be counted is answered 503 temporarily_unavailable, not a free
+// invalid_client guess; a good secret still works.
+func TestUncountedFailureIsUnavailable(t *testing.T) {
+	s, cs, basic := throttleServer(t)
+	th, err := throttle.New(refusingCounter{cs.Store}, throttle.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.throttle = th
+	const body = "grant_type=client_credentials"
+	for _, path := range []string{"/oauth/token", "/oauth/revoke", "/oauth/introspect"} {
+		b := body
+		if path != "/oauth/token" {
+			b = "token=x"
+		}
+		w := post(s, path, basic("bench-client", "wrong"), b)
+		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"temporarily_unavailable"`) {
+			t.Errorf("%s, wrong secret, store refusing writes: %d %s", path, w.Code, w.Body)
+		}
+	}
+	if w := post(s, "/oauth/token", basic("bench-client", "bench-secret"), body); w.Code != http.StatusOK {
+		t.Errorf("good secret: %d %s", w.Code, w.Body)
+	}
+}
