@@ -92,7 +92,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		IntrospectionEndpointAuthMethods:  auth[:2],
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		SubjectTypesSupported:             []string{"public"},
-		IDTokenSigningAlgValuesSupported:  []string{s.tokens.Alg()},
+		IDTokenSigningAlgValuesSupported:  s.tokens.IDTokenAlgs(),
 		ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "user_id", "user_name", "user_email", "default_business_id", "business_ids", "authorized_business_id"},
 		PromptValuesSupported:             []string{"none", "login", "consent"},
 		AuthorizationResponseISSParameter: true,

@@ -48,8 +48,9 @@ type App struct {
 	// "EdDSA" or "RS256".
 	SigningAlg string `json:"signing_alg,omitempty"`
 
-	// KeyRotation replaces the signing key when it is older than this.
-	// Retired keys stay in the JWKS until their tokens have expired.
+	// KeyRotation replaces the signing keys when they are older than this,
+	// once per period for a whole cluster. Retired keys stay in the JWKS
+	// until their tokens have expired. At least 1h and at least AccessTTL.
 	// Default 0: rotate only on request (admin API or CLI).
 	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
 
@@ -207,6 +208,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if err := authserver.ValidateBrand(a.Brand, a.branding()); err != nil {
 		return err
+	}
+	if err := tokens.CheckRotationPeriod(time.Duration(a.KeyRotation), time.Duration(a.AccessTTL)); err != nil {
+		return fmt.Errorf("key_rotation: %w", err)
 	}
 	reg := ctx.GetMetricsRegistry()
 	tm, err := newTokenMetrics(reg)

@@ -54,6 +54,9 @@ func TestProvisionErrors(t *testing.T) {
 		{"throttle forgets during a lock", "issuer http://localhost\nthrottle {\n lock 1m 2h\n forget 1h\n}", "before the longest lock"},
 		{"throttle negative count", "issuer http://localhost\nthrottle {\n accounts -5\n}", "account_failures -5"},
 		{"throttle negative duration", "issuer http://localhost\nthrottle {\n forget -1h\n}", "durations must be positive"},
+		{"key rotation 1ns", "issuer http://localhost\nkey_rotation 1ns", "key_rotation: key rotation period 1ns is shorter than the minimum 1h0m0s"},
+		{"key rotation negative", "issuer http://localhost\nkey_rotation -24h", "key_rotation: key rotation period -24h0m0s is negative"},
+		{"key rotation under the access TTL", "issuer http://localhost\naccess_ttl 24h\nkey_rotation 12h", "shorter than the access-token lifetime 24h0m0s"},
 	}
 	validate := func(t *testing.T, options string) error {
 		t.Helper()

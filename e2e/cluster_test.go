@@ -73,7 +73,7 @@ func TestClusterPostgres(t *testing.T) {
 		if n := countRows(t, dsn, "schema_migrations"); n != len(files) {
 			t.Errorf("schema_migrations has %d rows, want %d (one per migration)", n, len(files))
 		}
-		if ka, kb := jwksKids(t, a), jwksKids(t, b); len(ka) != 1 || !slices.Equal(ka, kb) {
+		if ka, kb := jwksKids(t, a), jwksKids(t, b); len(ka) != 2 || !slices.Equal(ka, kb) { // ES256 + RS256
 			t.Errorf("nodes started together publish keys %v and %v, want one shared key", ka, kb)
 		}
 	})

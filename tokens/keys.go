@@ -26,6 +26,10 @@ import (
 // keys that must stay safe past 2030.
 const rsaBits = 3072
 
+// newRSAKey makes an RSA key; tests replace it, since a key takes up to a
+// second of CPU to make.
+var newRSAKey = func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, rsaBits) }
+
 // Reloads of the key set for unknown kids (see kidGate).
 const (
 	// kidReloadInterval spaces reloads caused by unknown kids, so that
@@ -122,10 +126,17 @@ type KeyInfo struct {
 // keySet is an immutable snapshot of the signing keys, swapped atomically
 // whenever the store's key set changes.
 type keySet struct {
-	active *signingKey // nil only if the store holds no usable active key
-	byKID  map[string]*verifyKey
-	jwks   []byte
-	infos  []KeyInfo
+	// active signs access tokens and oauthgate's internal tokens: the
+	// active key of Config.Alg, else the newest active key; nil only if
+	// the store holds no usable active key.
+	active *signingKey
+	// signers is the newest active key of each algorithm, for id_tokens
+	// of clients that ask for an algorithm (OIDC Registration's
+	// id_token_signed_response_alg).
+	signers map[jwa.SignatureAlgorithm]*signingKey
+	byKID   map[string]*verifyKey
+	jwks    []byte
+	infos   []KeyInfo
 }
 
 type signingKey struct {
@@ -164,7 +175,7 @@ func newKey(alg string, now time.Time) (*tokenstore.Key, error) {
 	case "EdDSA":
 		_, raw, err = ed25519.GenerateKey(rand.Reader)
 	case "RS256":
-		raw, err = rsa.GenerateKey(rand.Reader, rsaBits)
+		raw, err = newRSAKey()
 	default:
 		_, err = parseAlg(alg)
 	}
@@ -229,22 +240,28 @@ func decodeKey(k *tokenstore.Key) (*signingKey, error) {
 	return &signingKey{kid: k.ID, alg: alg, priv: priv, created: k.CreatedAt}, nil
 }
 
-// buildKeySet makes the snapshot for keys: the active key first, then the
-// retired ones, newest first (keys created in the same millisecond are
-// not ordered by the store). A key that cannot be decoded is skipped and
-// reported.
-func buildKeySet(keys []*tokenstore.Key) (*keySet, []error) {
+// buildKeySet makes the snapshot for keys: the active keys first (the one
+// of alg, which signs access tokens, before the others), then the retired
+// ones, newest first (keys created in the same millisecond are not ordered
+// by the store). A key that cannot be decoded is skipped and reported.
+func buildKeySet(keys []*tokenstore.Key, alg string) (*keySet, []error) {
 	keys = slices.Clone(keys)
+	first := func(b bool) int {
+		if b {
+			return -1
+		}
+		return 1
+	}
 	slices.SortStableFunc(keys, func(a, b *tokenstore.Key) int {
 		if a.RetiredAt.IsZero() != b.RetiredAt.IsZero() {
-			if a.RetiredAt.IsZero() {
-				return -1
-			}
-			return 1
+			return first(a.RetiredAt.IsZero())
+		}
+		if a.RetiredAt.IsZero() && (a.Alg == alg) != (b.Alg == alg) {
+			return first(a.Alg == alg)
 		}
 		return b.CreatedAt.Compare(a.CreatedAt)
 	})
-	ks := &keySet{byKID: make(map[string]*verifyKey, len(keys))}
+	ks := &keySet{byKID: make(map[string]*verifyKey, len(keys)), signers: make(map[jwa.SignatureAlgorithm]*signingKey)}
 	set := jwk.NewSet()
 	var errs []error
 	for _, k := range keys {
@@ -257,9 +274,12 @@ func buildKeySet(keys []*tokenstore.Key) (*keySet, []error) {
 			continue
 		}
 		ks.byKID[k.ID] = &verifyKey{alg: sk.alg, pub: sk.priv.Public()}
-		active := k.RetiredAt.IsZero() && ks.active == nil
-		if active {
+		active := k.RetiredAt.IsZero()
+		if active && ks.active == nil {
 			ks.active = sk
+		}
+		if active && ks.signers[sk.alg] == nil {
+			ks.signers[sk.alg] = sk
 		}
 		ks.infos = append(ks.infos, KeyInfo{ID: k.ID, Alg: k.Alg, Created: k.CreatedAt, Retired: k.RetiredAt, Active: active})
 
@@ -285,35 +305,75 @@ func buildKeySet(keys []*tokenstore.Key) (*keySet, []error) {
 	return ks, errs
 }
 
-// initKeys loads the key set, creating the first key if the store has none
-// (InitKey makes nodes starting together agree on one), and rotates once if
-// the operator changed the algorithm.
+// initKeys loads the key set and, when it lacks a key of an algorithm this
+// node signs with (a new store, a new signing_alg, or a store from before
+// the RS256 id_token key), rotates. The store decides under a lock, so
+// nodes starting together make one key set.
 func (s *Service) initKeys(ctx context.Context) error {
-	keys, err := s.store.ListKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("loading key set: %w", err)
-	}
-	if len(keys) == 0 {
-		k, err := newKey(s.cfg.Alg, s.now())
-		if err != nil {
-			return err
-		}
-		if _, err := s.store.InitKey(ctx, k); err != nil {
-			return fmt.Errorf("creating first signing key: %w", err)
-		}
-	}
 	if err := s.loadKeys(ctx); err != nil {
 		return err
 	}
-	if a := s.keys.Load().active; a == nil || string(a.alg) != s.cfg.Alg {
-		if a != nil {
-			s.log.Info("signing algorithm changed; rotating", zap.String("from", string(a.alg)), zap.String("to", s.cfg.Alg))
-		}
-		if _, err := s.Rotate(ctx); err != nil {
-			return err
+	if !s.lacksAlg(s.activeKeys()) {
+		return nil
+	}
+	if a := s.keys.Load().active; a != nil && string(a.alg) != s.cfg.Alg {
+		s.log.Info("signing algorithm changed; rotating", zap.String("from", string(a.alg)), zap.String("to", s.cfg.Alg))
+	}
+	_, _, err := s.rotate(ctx, s.lacksAlg)
+	return err
+}
+
+// algs are the algorithms of the active key set: Config.Alg, which signs
+// access tokens, and RS256, which OpenID Connect Discovery 1.0 §3 requires
+// every provider to offer for id_tokens.
+func (s *Service) algs() []string {
+	if s.cfg.Alg == "RS256" {
+		return []string{"RS256"}
+	}
+	return []string{s.cfg.Alg, "RS256"}
+}
+
+// IDTokenAlgs lists the algorithms an id_token can be signed with, the
+// default (Config.Alg) first.
+func (s *Service) IDTokenAlgs() []string { return s.algs() }
+
+// activeKeys describes the active keys of the current snapshot, newest
+// first, as the store would list them.
+func (s *Service) activeKeys() []*tokenstore.Key {
+	var out []*tokenstore.Key
+	for _, ki := range s.keys.Load().infos {
+		if ki.Active {
+			out = append(out, &tokenstore.Key{ID: ki.ID, Alg: ki.Alg, CreatedAt: ki.Created})
 		}
 	}
-	return nil
+	slices.SortStableFunc(out, func(a, b *tokenstore.Key) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	return out
+}
+
+// lacksAlg reports whether active has no key of an algorithm in algs.
+func (s *Service) lacksAlg(active []*tokenstore.Key) bool {
+	for _, alg := range s.algs() {
+		if !slices.ContainsFunc(active, func(k *tokenstore.Key) bool { return k.Alg == alg }) {
+			return true
+		}
+	}
+	return false
+}
+
+// rotationDue reports whether active needs replacing: it lacks an
+// algorithm, or its newest key of one is older than RotationPeriod.
+func (s *Service) rotationDue(active []*tokenstore.Key) bool {
+	if s.lacksAlg(active) {
+		return true
+	}
+	now := s.now()
+	for _, alg := range s.algs() {
+		i := slices.IndexFunc(active, func(k *tokenstore.Key) bool { return k.Alg == alg })
+		if now.Sub(active[i].CreatedAt) >= s.cfg.RotationPeriod {
+			return true
+		}
+	}
+	return false
 }
 
 // loadKeys re-reads the key set from the store and publishes it. Loads are
@@ -327,7 +387,7 @@ func (s *Service) loadKeys(ctx context.Context) error {
 		s.kids.end(n, false)
 		return fmt.Errorf("loading key set: %w", err)
 	}
-	ks, errs := buildKeySet(keys)
+	ks, errs := buildKeySet(keys, s.cfg.Alg)
 	for _, err := range errs {
 		// Reported once per process, not on every reload.
 		if msg := err.Error(); !s.badKeys[msg] {
@@ -442,26 +502,47 @@ func (s *Service) Keys() []KeyInfo {
 	return append([]KeyInfo(nil), infos...)
 }
 
-// Rotate creates a new active signing key with the configured algorithm.
-// The store retires the previous one, which keeps verifying until every
-// token it signed has expired; every node learns of the change from the
-// feed.
+// Rotate replaces the active key set: a new key of the configured
+// algorithm, which it returns the kid of, and a new RS256 id_token key. The
+// store retires the previous ones, which keep verifying until every token
+// they signed has expired; every node learns of the change from the feed.
 func (s *Service) Rotate(ctx context.Context) (string, error) {
+	kid, _, err := s.rotate(ctx, nil)
+	return kid, err
+}
+
+// rotate stores a new key set if due (nil: always) agrees, under the
+// store's key lock, and reloads the key set. It returns the kid of the new
+// access-token key and whether the store took the set.
+func (s *Service) rotate(ctx context.Context, due func([]*tokenstore.Key) bool) (string, bool, error) {
 	s.rotateMu.Lock()
 	defer s.rotateMu.Unlock()
-	k, err := newKey(s.cfg.Alg, s.now())
-	if err != nil {
-		return "", err
+	keys := make([]*tokenstore.Key, 0, 2)
+	now := s.now()
+	for _, alg := range s.algs() {
+		k, err := newKey(alg, now)
+		if err != nil {
+			return "", false, err
+		}
+		keys = append(keys, k)
 	}
-	if err := s.store.AddKey(ctx, k); err != nil {
-		return "", fmt.Errorf("storing signing key: %w", err)
+	rotated, err := s.store.RotateKeys(ctx, keys, due)
+	if err != nil {
+		return "", false, fmt.Errorf("storing signing keys: %w", err)
 	}
 	if err := s.loadKeys(ctx); err != nil {
-		return "", err
+		return "", rotated, err
+	}
+	if !rotated {
+		return "", false, nil
 	}
 	s.m.rotations.Inc()
-	s.log.Info("signing key rotated", zap.String("kid", k.ID), zap.String("alg", k.Alg))
-	return k.ID, nil
+	kids := make([]string, len(keys))
+	for i, k := range keys {
+		kids[i] = k.Alg + ":" + k.ID
+	}
+	s.log.Info("signing keys rotated", zap.Strings("keys", kids))
+	return keys[0].ID, true, nil
 }
 
 // keyRetention is how long a retired key keeps verifying: the longest token
@@ -475,24 +556,42 @@ func (s *Service) keyRetention() time.Duration {
 	return r
 }
 
-// maybeRotate rotates when the newest key in the store, not merely in this
-// node's snapshot, is older than RotationPeriod, so that nodes of a cluster
-// do not rotate one after another.
+// maybeRotate rotates when the active keys are older than RotationPeriod.
+// The store makes the final decision under its key lock, so that nodes of
+// a cluster ticking at the same moment make one rotation per period
+// between them; the snapshot is asked first so that a node does not make
+// keys every tick for nothing.
 func (s *Service) maybeRotate(ctx context.Context) error {
-	if s.cfg.RotationPeriod <= 0 {
+	if s.cfg.RotationPeriod <= 0 || !s.rotationDue(s.activeKeys()) {
 		return nil
 	}
-	a := s.keys.Load().active
-	if a != nil && s.now().Sub(a.created) < s.cfg.RotationPeriod {
-		return nil
-	}
-	keys, err := s.store.ListKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("loading key set: %w", err)
-	}
-	if len(keys) > 0 && s.now().Sub(keys[0].CreatedAt) < s.cfg.RotationPeriod {
-		return s.loadKeys(ctx) // another node rotated; we missed it
-	}
-	_, err = s.Rotate(ctx)
+	_, _, err := s.rotate(ctx, s.rotationDue)
 	return err
+}
+
+// MinRotationPeriod is the shortest automatic rotation period accepted.
+// Housekeeping considers rotation once a minute, so a shorter period
+// cannot be honoured, and a key retired early keeps verifying (and stays
+// in the JWKS) until its tokens expire anyway: rotating more often than
+// tokens live adds keys to every JWKS without shortening any key's use.
+const MinRotationPeriod = time.Hour
+
+// CheckRotationPeriod refuses an automatic rotation period that makes no
+// sense: negative, below MinRotationPeriod, or below the access-token
+// lifetime (accessTTL; 0 means the default). Zero turns rotation off.
+func CheckRotationPeriod(period, accessTTL time.Duration) error {
+	if accessTTL <= 0 {
+		accessTTL = DefaultAccessTTL
+	}
+	switch {
+	case period == 0:
+		return nil
+	case period < 0:
+		return fmt.Errorf("key rotation period %v is negative (leave it out, or 0, to rotate only on request)", period)
+	case period < MinRotationPeriod:
+		return fmt.Errorf("key rotation period %v is shorter than the minimum %v", period, MinRotationPeriod)
+	case period < accessTTL:
+		return fmt.Errorf("key rotation period %v is shorter than the access-token lifetime %v: every key would be retired while its tokens live, which only grows the JWKS", period, accessTTL)
+	}
+	return nil
 }

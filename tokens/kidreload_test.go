@@ -3,6 +3,7 @@ package tokens
 import (
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"errors"
 	"path/filepath"
@@ -236,5 +237,27 @@ func TestGenuineKidsDuringJunkFlood(t *testing.T) {
 		elapsed, flooded.Load(), reloads, slowest)
 	if limit := int64(elapsed/kidReloadInterval) + 2; reloads > limit {
 		t.Errorf("%d reloads in %v, want at most %d", reloads, elapsed, limit)
+	}
+}
+
+// RSA keys take up to a second each to make, and this package's tests
+// make hundreds: they draw, round robin, from a pool made once (distinct
+// for far more rotations than any one test's store sees).
+func init() {
+	const size = 24
+	var (
+		once sync.Once
+		pool [size]*rsa.PrivateKey
+		next atomic.Int64
+	)
+	newRSAKey = func() (*rsa.PrivateKey, error) {
+		once.Do(func() {
+			var wg sync.WaitGroup
+			for i := range pool {
+				wg.Go(func() { pool[i], _ = rsa.GenerateKey(rand.Reader, 2048) })
+			}
+			wg.Wait()
+		})
+		return pool[(next.Add(1)-1)%size], nil
 	}
 }

@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
@@ -141,6 +142,9 @@ type IDToken struct {
 	AuthTime             time.Time
 	// AccessToken, when set, is bound to the id_token by at_hash.
 	AccessToken string
+	// Alg is the client's id_token_signed_response_alg: one of
+	// IDTokenAlgs. Default: the configured signing algorithm.
+	Alg string
 }
 
 type idClaims struct {
@@ -161,14 +165,19 @@ type idClaims struct {
 	AuthorizedBusinessID string   `json:"authorized_business_id,omitempty"`
 }
 
-// MintIDToken signs an OIDC id_token for t.ClientID with the active key.
+// MintIDToken signs an OIDC id_token for t.ClientID with the active key of
+// t.Alg.
 func (s *Service) MintIDToken(t IDToken) (string, error) {
 	if t.Subject == "" || t.ClientID == "" {
 		return "", errors.New("minting id_token: subject and client id are required")
 	}
-	k := s.keys.Load().active
+	ks := s.keys.Load()
+	k := ks.active
+	if t.Alg != "" {
+		k = ks.signers[jwa.SignatureAlgorithm(t.Alg)]
+	}
 	if k == nil {
-		return "", errors.New("minting id_token: no active signing key")
+		return "", fmt.Errorf("minting id_token: no active %s signing key", cmp.Or(t.Alg, s.cfg.Alg))
 	}
 	now := s.now()
 	c := idClaims{

@@ -34,8 +34,9 @@ type Config struct {
 	AccessTTL time.Duration
 	// IDTokenTTL is the lifetime of id_tokens. Default: 1h.
 	IDTokenTTL time.Duration
-	// RotationPeriod replaces the active signing key once it is older than
-	// this. Default 0: no automatic rotation.
+	// RotationPeriod replaces the active signing keys once they are older
+	// than this; see CheckRotationPeriod for what is accepted. Default 0:
+	// no automatic rotation.
 	RotationPeriod time.Duration
 	// CacheMaxBytes bounds the verified-token cache. Default: 64 MiB.
 	CacheMaxBytes int64
@@ -157,8 +158,8 @@ func New(ctx context.Context, store Store, cfg Config) (*Service, error) {
 	if cfg.IDTokenTTL <= 0 {
 		cfg.IDTokenTTL = DefaultIDTokenTTL
 	}
-	if cfg.RotationPeriod < 0 {
-		cfg.RotationPeriod = 0
+	if err := CheckRotationPeriod(cfg.RotationPeriod, cfg.AccessTTL); err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
 	}
 	if cfg.CacheMaxBytes <= 0 {
 		cfg.CacheMaxBytes = DefaultCacheMaxBytes

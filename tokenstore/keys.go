@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -104,4 +105,51 @@ func (s *store) InitKey(ctx context.Context, k *Key) (*Key, error) {
 		return nil, err
 	}
 	return active, nil
+}
+
+// RotateKeys stores keys and retires every other active key, if due agrees
+// with the active keys it finds under the key lock.
+func (s *store) RotateKeys(ctx context.Context, keys []*Key, due func(active []*Key) bool) (bool, error) {
+	if len(keys) == 0 {
+		return false, errors.New("rotating keys: no key given")
+	}
+	var rotated bool
+	err := s.write(ctx, "rotating keys", func(ctx context.Context, t *tx) error {
+		rotated = false
+		if err := t.d.acquire(ctx, t.tx, lockKeys); err != nil {
+			return err
+		}
+		if due != nil {
+			rows, err := t.query(ctx, `SELECT `+keyColumns+` FROM signing_keys
+				WHERE retired_at IS NULL ORDER BY created_at DESC, id DESC`+t.d.forUpdate)
+			active, err := collect(rows, err, scanKey)
+			if err != nil {
+				return err
+			}
+			if !due(active) {
+				return nil
+			}
+		}
+		ids := make([]any, 0, len(keys)+1)
+		ids = append(ids, ms(time.Now()))
+		for _, k := range keys {
+			if !k.RetiredAt.IsZero() {
+				return errors.New("a new key is retired")
+			}
+			if err := insertKey(ctx, t, k); err != nil {
+				return err
+			}
+			ids = append(ids, k.ID)
+		}
+		in := strings.TrimSuffix(strings.Repeat("?, ", len(keys)), ", ")
+		if _, err := t.exec(ctx, `UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL AND id NOT IN (`+in+`)`, ids...); err != nil {
+			return err
+		}
+		rotated = true
+		return t.change(ctx, ChangeKeys, "")
+	})
+	if err != nil {
+		return false, err
+	}
+	return rotated, nil
 }

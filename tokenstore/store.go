@@ -283,6 +283,12 @@ type Keys interface {
 	// at all), and returns the active key afterwards, so that nodes starting
 	// together agree on one.
 	InitKey(ctx context.Context, k *Key) (*Key, error)
+	// RotateKeys stores keys as the new active set and retires every other
+	// active key, in one transaction, if due, called inside it with the
+	// active keys newest first, says so (nil due: always). Callers are
+	// serialised, so nodes deciding at once make one rotation. It reports
+	// whether it rotated.
+	RotateKeys(ctx context.Context, keys []*Key, due func(active []*Key) bool) (bool, error)
 }
 
 // Directory is the built-in user directory.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"CreateRevokedGrant", testCreateRevokedGrant},
 		{"Consents", testConsents},
 		{"Keys", testKeys},
+		{"RotateKeys", testRotateKeys},
 		{"Users", testUsers},
 		{"Businesses", testBusinesses},
 		{"Memberships", testMemberships},
@@ -70,6 +72,7 @@ func RunConcurrent(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"RedeemCodeVersusDeleteClient", testConcurrentRedeemDelete},
 		{"RotateRefreshToken", testConcurrentRotate},
 		{"InitKey", testConcurrentInitKey},
+		{"RotateKeysWhenDue", testConcurrentRotateKeys},
 		{"CreateVersusRevokeGrant", testConcurrentCreateRevoke},
 		{"RecordFailures", testConcurrentRecordFailures},
 	}.run(t, open)
@@ -1044,6 +1047,82 @@ func testConcurrentInitKey(t *testing.T, s tokenstore.Store) {
 		t.Fatalf("ListKeys = %s, want one key", deref(keys))
 	}
 	equal(t, "changes", changes(t, s, 0), []string{"keys "})
+}
+
+func testRotateKeys(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	seq := last(t, s)
+	if _, err := s.RotateKeys(ctx, nil, nil); err == nil {
+		t.Fatal("RotateKeys of no key succeeded")
+	}
+	// An empty store: due sees no active key.
+	var seen [][]*tokenstore.Key
+	dueIfNone := func(active []*tokenstore.Key) bool {
+		seen = append(seen, active)
+		return len(active) == 0
+	}
+	a1, a2 := sampleKey("a1", at(0)), sampleKey("a2", at(0))
+	a2.Alg = "RS256"
+	ok, err := s.RotateKeys(ctx, []*tokenstore.Key{a1, a2}, dueIfNone)
+	check(t, "RotateKeys on an empty store", err)
+	if !ok || len(seen) != 1 || len(seen[0]) != 0 {
+		t.Fatalf("RotateKeys on an empty store: rotated %v, due saw %s", ok, deref(seen))
+	}
+	// Not due: nothing stored, nothing retired, no change.
+	ok, err = s.RotateKeys(ctx, []*tokenstore.Key{sampleKey("x", at(time.Minute))}, dueIfNone)
+	check(t, "RotateKeys not due", err)
+	keys, err := s.ListKeys(ctx)
+	check(t, "ListKeys", err)
+	if ok || len(keys) != 2 || !keys[0].RetiredAt.IsZero() || !keys[1].RetiredAt.IsZero() {
+		t.Fatalf("RotateKeys not due: rotated %v, keys %s", ok, deref(keys))
+	}
+	if ids := []string{seen[1][0].ID, seen[1][1].ID}; len(seen[1]) != 2 || !slices.Contains(ids, "a1") || !slices.Contains(ids, "a2") {
+		t.Fatalf("due saw %s, want the two active keys", deref(seen[1]))
+	}
+	// Always (nil due): the new pair is active, the old pair retired.
+	b1, b2 := sampleKey("b1", at(time.Hour)), sampleKey("b2", at(time.Hour))
+	ok, err = s.RotateKeys(ctx, []*tokenstore.Key{b1, b2}, nil)
+	check(t, "RotateKeys", err)
+	keys, err = s.ListKeys(ctx)
+	check(t, "ListKeys", err)
+	active := map[string]bool{}
+	for _, k := range keys {
+		active[k.ID] = k.RetiredAt.IsZero()
+	}
+	if !ok || !reflect.DeepEqual(active, map[string]bool{"a1": false, "a2": false, "b1": true, "b2": true}) {
+		t.Fatalf("after RotateKeys: rotated %v, active %v", ok, active)
+	}
+	equal(t, "changes", changes(t, s, seq), []string{"keys ", "keys "})
+}
+
+// testConcurrentRotateKeys: nodes that find the key set due at the same
+// moment make one rotation between them.
+func testConcurrentRotateKeys(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	check(t, "AddKey", s.AddKey(ctx, sampleKey("old", at(-48*time.Hour))))
+	warm(t, s)
+	seq := last(t, s)
+	dueBefore := at(-24 * time.Hour)
+	rotated := make([]bool, contenders)
+	errs := race(contenders, func(i int) error {
+		var err error
+		rotated[i], err = s.RotateKeys(ctx, []*tokenstore.Key{sampleKey(fmt.Sprint("k", i), at(0))},
+			func(active []*tokenstore.Key) bool { return len(active) == 0 || active[0].CreatedAt.Before(dueBefore) })
+		return err
+	})
+	n := 0
+	for i, err := range errs {
+		check(t, fmt.Sprint("RotateKeys ", i), err)
+		if rotated[i] {
+			n++
+		}
+	}
+	keys, err := s.ListKeys(ctx)
+	check(t, "ListKeys", err)
+	if n != 1 || len(keys) != 2 {
+		t.Fatalf("%d of %d racing callers rotated; keys %s", n, contenders, deref(keys))
+	}
+	equal(t, "changes", changes(t, s, seq), []string{"keys "})
 }
 
 func testUsers(t *testing.T, s tokenstore.Store) {
