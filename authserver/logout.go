@@ -146,7 +146,7 @@ func (lr *logoutRequest) query() url.Values {
 func (s *Server) parseLogout(r *http.Request, q url.Values) (*logoutRequest, *pageError) {
 	bad := func(msg string) *pageError {
 		return &pageError{Status: http.StatusBadRequest, Title: "Sign-out link not valid",
-			Message: msg + " You are still signed in; sign out from the application or from this site.", Code: oautherr.InvalidRequest.Code}
+			Message: msg + " Nothing was signed out.", Code: oautherr.InvalidRequest.Code}
 	}
 	for _, k := range []string{"id_token_hint", "client_id", "post_logout_redirect_uri", "state", "csrf_token"} {
 		if len(q[k]) > 1 {
