@@ -67,6 +67,13 @@ func (s *Server) adminDirectoryRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /oauthgate/businesses", s.adminUpsertBusiness)
 }
 
+// CheckUser reports what EnsureUser would refuse in spec (e-mail, ids,
+// password or hash, businesses) without touching the store or hashing.
+func CheckUser(spec UserSpec) error {
+	spec.Businesses = append([]BusinessSpec(nil), spec.Businesses...)
+	return spec.normalize()
+}
+
 // normalize validates spec and fills its defaults.
 func (spec *UserSpec) normalize() error {
 	spec.Email = strings.ToLower(strings.TrimSpace(spec.Email))

@@ -195,11 +195,7 @@ func (s *Server) BasePath() string { return s.cfg.BasePath }
 // calls /oauth/token/).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	p := r.URL.Path
-	// Most requests a site sees are for the API behind it: every endpoint
-	// is under the base path, /.well-known/ or the issuer's path, so one
-	// prefix test sends everything else straight on.
-	if !strings.HasPrefix(p, s.cfg.BasePath) && !strings.HasPrefix(p, "/.well-known/") &&
-		(s.issuerPath == "" || !strings.HasPrefix(p, s.issuerPath)) {
+	if !s.Handles(p) {
 		return false
 	}
 	if len(p) > 1 {
@@ -224,6 +220,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 		return s.serveBrowser(w, r, p)
 	}
 	return true
+}
+
+// Handles reports whether path may name one of the server's endpoints.
+// Most requests a site sees are for the API behind it: every endpoint is
+// under the base path, /.well-known/ or the issuer's path, so one prefix
+// test sends everything else straight on. It depends on the configuration
+// only.
+func (s *Server) Handles(path string) bool {
+	return strings.HasPrefix(path, s.cfg.BasePath) || strings.HasPrefix(path, "/.well-known/") ||
+		(s.issuerPath != "" && strings.HasPrefix(path, s.issuerPath))
 }
 
 // issuerPathOf is the issuer URL's path, where OIDC Discovery also looks.

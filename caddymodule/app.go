@@ -5,10 +5,10 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -132,11 +132,22 @@ type App struct {
 	// authentications. Default: on, with ThrottleConfig's defaults.
 	Throttle *ThrottleConfig `json:"throttle,omitempty"`
 
-	store   tokenstore.Store
-	tokens  *tokens.Service
-	server  *authserver.Server
-	metrics *gatewayMetrics
-	logger  *zap.Logger
+	// Set by Provision: the checked configuration Start runs.
+	ctx         caddy.Context
+	storeCfg    tokenstore.Config
+	tokensCfg   tokens.Config
+	serverCfg   authserver.Config
+	throttleCfg *throttle.Config // nil: throttling off
+	users       []authserver.UserSpec
+	handles     func(path string) bool
+	metrics     *gatewayMetrics
+	logger      *zap.Logger
+
+	// rt is what Start built, published when it is ready; ready is closed
+	// when Start returns (see lifecycle.go). A pointer, so that App stays
+	// copyable for CaddyModule.
+	rt    *atomic.Pointer[running]
+	ready chan struct{}
 }
 
 // StoreConfig selects and tunes the database.
@@ -193,17 +204,22 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision opens the store, loads or creates the signing keys and builds
-// the authorization server.
+// Provision checks the configuration and registers the metrics. It opens
+// nothing: Caddy provisions apps to validate a configuration too (`caddy
+// validate`, `caddy adapt --validate`), so the store, the key set, the
+// directory and the change feed start in Start (lifecycle.go).
 func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
 	a.logger = ctx.Logger()
+	a.rt = new(atomic.Pointer[running])
+	a.ready = make(chan struct{})
 	repl := caddy.NewReplacer()
 	a.Issuer = repl.ReplaceKnown(a.Issuer, "")
 	if a.Issuer == "" {
 		return errors.New("issuer is required: set it in the global option `oauthgate { issuer https://… }`")
 	}
-	sc, err := a.storeConfig(repl)
-	if err != nil {
+	var err error
+	if a.storeCfg, err = a.storeConfig(repl); err != nil {
 		return err
 	}
 	if err := authserver.ValidateBrand(a.Brand, a.branding()); err != nil {
@@ -228,6 +244,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("registering browser-flow metrics: %w", err)
 	}
+	if err := registerStoreMetrics(reg, a.storeStats); err != nil {
+		return fmt.Errorf("registering store metrics: %w", err)
+	}
 	delegated, err := a.delegatedIdentity(repl)
 	if err != nil {
 		return err
@@ -240,28 +259,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("registering throttle metrics: %w", err)
 	}
-	thc, err := a.throttleConfig(thm)
-	if err != nil {
+	if a.throttleCfg, err = a.throttleConfig(thm); err != nil {
 		return err
 	}
-
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if a.store, err = tokenstore.Open(openCtx, sc); err != nil {
-		return fmt.Errorf("opening %s store: %w", sc.Driver, err)
-	}
-	if err := registerStoreMetrics(reg, a.store); err != nil {
-		return fmt.Errorf("registering store metrics: %w", err)
-	}
-	var followers []tokens.Follower
-	var th *throttle.Throttle
-	if thc != nil {
-		if th, err = throttle.New(a.store, *thc); err != nil {
-			return err
-		}
-		followers = append(followers, th)
-	}
-	a.tokens, err = tokens.New(ctx, a.store, tokens.Config{
+	a.tokensCfg = tokens.Config{
 		Issuer:         a.Issuer,
 		Audience:       repl.ReplaceKnown(a.Audience, ""),
 		Alg:            a.SigningAlg,
@@ -271,12 +272,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		CacheMaxBytes:  a.CacheSize,
 		MaxStaleness:   time.Duration(a.MaxStaleness),
 		StaticClients:  statics,
-		Followers:      followers,
 		Logger:         a.logger.Named("tokens"),
 		Metrics:        tm,
-	})
-	if err != nil {
-		return fmt.Errorf("starting token service: %w", err)
+	}
+	if err := tokens.CheckConfig(a.tokensCfg); err != nil {
+		return err
 	}
 	scopes := make([]authserver.Scope, len(a.Scopes))
 	for i, s := range a.Scopes {
@@ -287,7 +287,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	default:
 		return fmt.Errorf("refresh_tokens: %q is not one of always, offline_access", a.RefreshTokens)
 	}
-	a.server, err = authserver.New(authserver.Config{
+	a.serverCfg = authserver.Config{
 		Issuer:                       a.Issuer,
 		BasePath:                     a.BasePath,
 		Scopes:                       scopes,
@@ -302,20 +302,26 @@ func (a *App) Provision(ctx caddy.Context) error {
 		SessionTTL:                   time.Duration(a.SessionTTL),
 		Delegated:                    delegated,
 		BrowserMetrics:               bm,
-		Throttle:                     th,
 		ClientAddress:                clientIP,
 		Logger:                       a.logger.Named("authserver"),
 		Metrics:                      am,
-	}, a.store, a.tokens)
+	}
+	// Built without a store or token service, the server checks its
+	// configuration and the static clients against it; Start builds the
+	// one that serves. It also answers which paths are its own, which
+	// oauth_server asks before it needs the running state.
+	check, err := authserver.New(a.serverCfg, nil, nil)
 	if err != nil {
 		return err
 	}
 	for _, c := range statics {
-		if err := a.server.CheckClient(c); err != nil {
+		if err := check.CheckClient(c); err != nil {
 			return err
 		}
 	}
-	return a.provisionUsers(ctx, repl)
+	a.handles = check.Handles
+	a.users, err = a.userSpecs(repl)
+	return err
 }
 
 // branding is the pages' look beyond the brand name.
@@ -397,29 +403,3 @@ func (a *App) staticClients(repl *caddy.Replacer) ([]*tokenstore.Client, error) 
 	}
 	return out, nil
 }
-
-// Start implements caddy.App. The work happens in Provision so that handlers
-// provisioned after the app can use it at once.
-func (a *App) Start() error { return nil }
-
-// Stop implements caddy.App.
-func (a *App) Stop() error { return nil }
-
-// Cleanup closes the token service and the store when the config unloads.
-func (a *App) Cleanup() error {
-	var errs []error
-	if a.tokens != nil {
-		errs = append(errs, a.tokens.Close())
-	}
-	if a.store != nil {
-		errs = append(errs, a.store.Close())
-	}
-	return errors.Join(errs...)
-}
-
-// Interface guards
-var (
-	_ caddy.App          = (*App)(nil)
-	_ caddy.Provisioner  = (*App)(nil)
-	_ caddy.CleanerUpper = (*App)(nil)
-)

@@ -90,13 +90,10 @@ func (a *App) delegatedIdentity(repl *caddy.Replacer) (*authserver.DelegatedIden
 	return d, nil
 }
 
-// provisionUsers puts the declared users into the directory.
-func (a *App) provisionUsers(ctx context.Context, repl *caddy.Replacer) error {
-	if len(a.Users) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+// userSpecs resolves the declared users and checks each as the directory
+// will when Start brings it up to date (which hashes the passwords).
+func (a *App) userSpecs(repl *caddy.Replacer) ([]authserver.UserSpec, error) {
+	specs := make([]authserver.UserSpec, 0, len(a.Users))
 	for i, su := range a.Users {
 		spec := authserver.UserSpec{
 			ID:              su.ID,
@@ -109,7 +106,19 @@ func (a *App) provisionUsers(ctx context.Context, repl *caddy.Replacer) error {
 		for _, b := range su.Businesses {
 			spec.Businesses = append(spec.Businesses, authserver.BusinessSpec{ID: b.ID, Name: b.Name})
 		}
-		if err := a.server.EnsureUser(ctx, spec); err != nil {
+		if err := authserver.CheckUser(spec); err != nil {
+			// The error names the user by e-mail, never the password.
+			return nil, fmt.Errorf("users[%d] %s: %w", i, spec.Email, err)
+		}
+		specs = append(specs, spec)
+	}
+	return specs, nil
+}
+
+// syncUsers puts the declared users into the directory.
+func syncUsers(ctx context.Context, srv *authserver.Server, specs []authserver.UserSpec) error {
+	for i, spec := range specs {
+		if err := srv.EnsureUser(ctx, spec); err != nil {
 			// The error names the user by e-mail, never the password.
 			return fmt.Errorf("users[%d] %s: %w", i, spec.Email, err)
 		}

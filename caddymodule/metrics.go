@@ -1,12 +1,13 @@
 package caddymodule
 
 import (
+	"database/sql"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oauthgate/oauthgate/gateway"
 	"github.com/oauthgate/oauthgate/internal/promreg"
 	"github.com/oauthgate/oauthgate/tokens"
-	"github.com/oauthgate/oauthgate/tokenstore"
 )
 
 // gatewayMetrics counts oauth_protect decisions by outcome.
@@ -42,8 +43,9 @@ func newTokenMetrics(reg prometheus.Registerer) (*tokens.Metrics, error) {
 	return tokens.NewMetrics(reg)
 }
 
-// registerStoreMetrics exports the connection pool's statistics.
-func registerStoreMetrics(reg prometheus.Registerer, s tokenstore.Store) error {
+// registerStoreMetrics exports the connection pool's statistics, read
+// through stats when scraped (the store opens in Start, after this runs).
+func registerStoreMetrics(reg prometheus.Registerer, stats func() sql.DBStats) error {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "oauthgate", Subsystem: "store", Name: name, Help: help}, f)
 	}
@@ -51,15 +53,15 @@ func registerStoreMetrics(reg prometheus.Registerer, s tokenstore.Store) error {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "oauthgate", Subsystem: "store", Name: name, Help: help}, f)
 	}
 	cs := []prometheus.Collector{
-		gauge("pool_max_open", "Maximum open connections of the store's pool.", func() float64 { return float64(s.Stats().MaxOpenConnections) }),
-		gauge("pool_open", "Open connections of the store's pool.", func() float64 { return float64(s.Stats().OpenConnections) }),
-		gauge("pool_in_use", "Connections in use.", func() float64 { return float64(s.Stats().InUse) }),
-		gauge("pool_idle", "Idle connections.", func() float64 { return float64(s.Stats().Idle) }),
-		counter("pool_wait_total", "Times a query waited for a free connection.", func() float64 { return float64(s.Stats().WaitCount) }),
-		counter("pool_wait_seconds_total", "Time spent waiting for a free connection.", func() float64 { return s.Stats().WaitDuration.Seconds() }),
+		gauge("pool_max_open", "Maximum open connections of the store's pool.", func() float64 { return float64(stats().MaxOpenConnections) }),
+		gauge("pool_open", "Open connections of the store's pool.", func() float64 { return float64(stats().OpenConnections) }),
+		gauge("pool_in_use", "Connections in use.", func() float64 { return float64(stats().InUse) }),
+		gauge("pool_idle", "Idle connections.", func() float64 { return float64(stats().Idle) }),
+		counter("pool_wait_total", "Times a query waited for a free connection.", func() float64 { return float64(stats().WaitCount) }),
+		counter("pool_wait_seconds_total", "Time spent waiting for a free connection.", func() float64 { return stats().WaitDuration.Seconds() }),
 	}
 	for _, c := range cs {
-		// A reload registers functions over the new store: replace the old.
+		// A reload registers functions over the new app: replace the old.
 		reg.Unregister(c)
 		if err := reg.Register(c); err != nil {
 			return err

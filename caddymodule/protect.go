@@ -241,7 +241,14 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	for _, k := range p.stripKeys {
 		delete(r.Header, k)
 	}
-	d := p.guard.Decide(r, p.app.tokens)
+	// The app's running state is held for the decision only: the request
+	// goes upstream without it.
+	rt := p.app.acquire(r.Context())
+	if rt == nil {
+		return p.reject(w, r, gateway.Decision{Verdict: gateway.Refuse, Reason: gateway.Unavailable})
+	}
+	d := p.guard.Decide(r, rt.tokens)
+	rt.release()
 	switch d.Verdict {
 	case gateway.Allow:
 	case gateway.Public:

@@ -85,7 +85,7 @@ func benchTokens(b *testing.B, a *App, n int) []string {
 	b.Helper()
 	out := make([]string, n)
 	for i := range out {
-		raw, _, err := a.tokens.MintAccess(tokens.Access{Subject: "bench-client", ClientID: "bench-client",
+		raw, _, err := a.rt.Load().tokens.MintAccess(tokens.Access{Subject: "bench-client", ClientID: "bench-client",
 			GrantID: "cc_" + strconv.Itoa(i), Scopes: []string{"read:invoices", "read:contacts"}})
 		if err != nil {
 			b.Fatal(err)
@@ -121,7 +121,7 @@ func BenchmarkProtect(b *testing.B) {
 	// asynchronously and may drop some, hence two passes.
 	for range 2 {
 		for _, tok := range toks {
-			if _, err := app.tokens.Verify(tok); err != nil {
+			if _, err := app.rt.Load().tokens.Verify(tok); err != nil {
 				b.Fatal(err)
 			}
 		}

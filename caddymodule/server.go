@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
@@ -39,9 +40,26 @@ func (s *Server) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// ServeHTTP implements caddyhttp.MiddlewareHandler.
+// ServeHTTP implements caddyhttp.MiddlewareHandler. Requests for other
+// paths go on without touching the app's running state; the others are
+// answered 503 temporarily_unavailable (RFC 6749 §4.1.2.1) if the app is
+// not running.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if s.app.server.ServeHTTP(w, r) {
+	if !s.app.handles(r.URL.Path) {
+		return next.ServeHTTP(w, r)
+	}
+	rt := s.app.acquire(r.Context())
+	if rt == nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, err := io.WriteString(w, `{"error":"temporarily_unavailable","error_description":"the authorization server is not running"}`)
+		return err
+	}
+	handled := rt.server.ServeHTTP(w, r)
+	rt.release()
+	if handled {
 		return nil
 	}
 	return next.ServeHTTP(w, r)

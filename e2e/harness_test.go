@@ -164,28 +164,34 @@ func (n *node) launch(caddyfile string) {
 	}()
 }
 
-// waitReady waits until the gateway answers.
+// waitReady waits until what the tests use answers: the gateway (its
+// metadata document) and the oauthgate admin API. The two are separate
+// listeners and Caddy starts them at different moments, so one answering
+// says nothing of the other.
 func (n *node) waitReady() {
 	t := n.t
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-n.done:
-			t.Fatalf("caddy exited early: %v\n%s", n.waitErr, n.logs.String())
-		default:
-		}
-		resp, err := http.Get(n.URL + "/.well-known/oauth-authorization-server")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
+	for _, u := range []string{n.URL + "/.well-known/oauth-authorization-server", n.Admin + "/oauthgate/keys"} {
+		for {
+			select {
+			case <-n.done:
+				t.Fatalf("caddy exited early: %v\n%s", n.waitErr, n.logs.String())
+			default:
 			}
+			resp, err := http.Get(u)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+				err = fmt.Errorf("%s: %s", u, resp.Status)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("caddy did not become ready: %v\n%s", err, n.logs.String())
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("caddy did not become ready: %v\n%s", err, n.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -132,6 +132,23 @@ type Service struct {
 	closeOnce sync.Once
 }
 
+// CheckConfig reports what New would refuse in cfg without touching a
+// store, so a configuration can be validated before anything starts.
+func CheckConfig(cfg Config) error {
+	if cfg.Issuer == "" {
+		return errors.New("tokens: issuer is required")
+	}
+	if cfg.Alg != "" {
+		if _, err := parseAlg(cfg.Alg); err != nil {
+			return fmt.Errorf("tokens: %w", err)
+		}
+	}
+	if _, err := newStaticClients(cfg.StaticClients); err != nil {
+		return fmt.Errorf("tokens: %w", err)
+	}
+	return nil
+}
+
 // New loads (or, on a new store, creates) the signing key set, the active
 // revocations and the position in the change feed, then starts the
 // goroutine that follows the feed. ctx bounds the initial load and the
@@ -149,8 +166,8 @@ func New(ctx context.Context, store Store, cfg Config) (*Service, error) {
 	if cfg.Alg == "" {
 		cfg.Alg = DefaultAlg
 	}
-	if _, err := parseAlg(cfg.Alg); err != nil {
-		return nil, fmt.Errorf("tokens: %w", err)
+	if err := CheckConfig(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.AccessTTL <= 0 {
 		cfg.AccessTTL = DefaultAccessTTL
