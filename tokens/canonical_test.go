@@ -133,3 +133,37 @@ func TestCompactJWS(t *testing.T) {
 		}
 	}
 }
+
+// canonicalShape, the check before the cache, refuses every re-encoding
+// compactJWS does, and accepts everything compactJWS accepts.
+func TestCanonicalShape(t *testing.T) {
+	for _, raw := range []string{
+		"eyJh.eyJh.c2ln", "..", "QQ.QUI.QUJD", "QR.QUI.QUJD", "QQ.QUJ.QUJD", "QQ==.QUI.QUJD", "Q.QUI.QUJD",
+		"QQ.Q+I.QUJD", "QQ.Q/I.QUJD", "QQ.QUI", "QQ.QUI.QUJD.", "QQ.QUI.QUJD.QQ", "QQ.QU=.QUJD", "QQ.QUI.QUJ=",
+	} {
+		if compactJWS(raw) && !canonicalShape(raw) {
+			t.Errorf("canonicalShape(%q) refuses a canonical token", raw)
+		}
+		if !compactJWS(raw) && strings.ContainsAny(raw, "=+/") && canonicalShape(raw) {
+			t.Errorf("canonicalShape(%q) accepts a re-encoding", raw)
+		}
+	}
+}
+
+func BenchmarkCanonical(b *testing.B) {
+	raw := "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiYXQrand0In0." + strings.Repeat("eyJpc3MiOiJodHRwOi8vYmVuY2gudGVzdCJ9", 14) + ".c2lnbmF0dXJlc2lnbmF0dXJl"
+	b.Run("shape", func(b *testing.B) {
+		for b.Loop() {
+			if !canonicalShape(raw) {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("full", func(b *testing.B) {
+		for b.Loop() {
+			if !compactJWS(raw) {
+				b.Fatal("refused")
+			}
+		}
+	})
+}
