@@ -338,14 +338,14 @@ func TestRefreshRequiresOfflineAccess(t *testing.T) {
 // Store interface makes possible.
 type failingStore struct {
 	Store
-	consumeCode func() error
+	getCode func() error
 }
 
-func (f failingStore) ConsumeCode(ctx context.Context, hash []byte) (*tokenstore.AuthCode, error) {
-	if f.consumeCode != nil {
-		return nil, f.consumeCode()
+func (f failingStore) GetCode(ctx context.Context, hash []byte) (*tokenstore.AuthCode, error) {
+	if f.getCode != nil {
+		return nil, f.getCode()
 	}
-	return f.Store.ConsumeCode(ctx, hash)
+	return f.Store.GetCode(ctx, hash)
 }
 
 // TestTokenStoreFailures: a store outage is 503 temporarily_unavailable with
@@ -362,7 +362,7 @@ func TestTokenStoreFailures(t *testing.T) {
 	} {
 		r := newRig(t, Config{})
 		code := r.code("app", []string{"read:invoices"}, "", true)
-		r.s.store = failingStore{Store: r.s.store, consumeCode: func() error { return tc.err }}
+		r.s.store = failingStore{Store: r.s.store, getCode: func() error { return tc.err }}
 		resp := r.exchange(code)
 		if resp.Code != tc.status || resp.errorCode() != tc.code {
 			t.Fatalf("%v: %d %v", tc.err, resp.Code, resp.body)
