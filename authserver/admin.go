@@ -369,13 +369,7 @@ func (s *Server) adminLinkBusiness(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminUnlinkBusiness(w http.ResponseWriter, r *http.Request) {
 	b := r.PathValue("business")
 	s.updateClient(w, r, func(c *tokenstore.Client) (string, error) {
-		out := c.Businesses[:0]
-		for _, x := range c.Businesses {
-			if x != b {
-				out = append(out, x)
-			}
-		}
-		c.Businesses = out
+		c.Businesses = slices.DeleteFunc(c.Businesses, func(x string) bool { return x == b })
 		return "", nil
 	})
 }

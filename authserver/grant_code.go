@@ -340,10 +340,8 @@ func (s *Server) stillAdministers(ctx context.Context, g *tokenstore.Grant) *Err
 	if err != nil {
 		return s.storeError("loading memberships", err)
 	}
-	for _, b := range bs {
-		if b.ID == g.BusinessID {
-			return nil
-		}
+	if slices.ContainsFunc(bs, func(b *tokenstore.Business) bool { return b.ID == g.BusinessID }) {
+		return nil
 	}
 	if err := s.tokens.RevokeGrant(ctx, g.ID); err != nil {
 		s.logError("revoking grant of a former administrator", err)
