@@ -85,8 +85,8 @@ func TestClientAuthSuccessCostsTheThrottleNothing(t *testing.T) {
 		t.Fatalf("unknown client: %d", w.Code)
 	}
 	issue(20)
-	if got := calls(); got != [3]int64{1, 0, 0} {
-		t.Fatalf("successes with failures elsewhere: store calls %v, want the one failure only", got)
+	if got := calls(); got != [3]int64{2, 0, 0} {
+		t.Fatalf("successes with failures elsewhere: store calls %v, want the failure's two (client id, then address) only", got)
 	}
 	for range 4 {
 		if w := post(s, "/oauth/token", basic("bench-client", "wrong"), body); w.Code != http.StatusUnauthorized {
@@ -94,7 +94,7 @@ func TestClientAuthSuccessCostsTheThrottleNothing(t *testing.T) {
 		}
 	}
 	issue(20)
-	if got := calls(); got != [3]int64{5, 1, 0} {
+	if got := calls(); got != [3]int64{7, 1, 0} {
 		t.Fatalf("successes after the client's own failures: store calls %v, want one clearing", got)
 	}
 	// The clearing took: four more failures do not lock (five would).

@@ -31,11 +31,12 @@ type ThrottleConfig struct {
 	// (registered or not) lock it. Default 5; -1: client ids are not
 	// throttled.
 	ClientFailures int `json:"client_failures,omitempty"`
-	// AddressFailures is how many failures from one client address (IPv4,
-	// or IPv6 /64), counted apart for sign-in and for client
-	// authentication, lock it. The address is Caddy's client IP, which
-	// honours the server's trusted_proxies. Default 20; -1: addresses are
-	// not throttled.
+	// AddressFailures is how many different e-mails or client ids
+	// failing from one client address (IPv4, or IPv6 /64) lock it: the
+	// address is charged when one's count starts, not for its repeats.
+	// Counted apart for sign-in and for client authentication. The
+	// address is Caddy's client IP, which honours the server's
+	// trusted_proxies. Default 20; -1: addresses are not throttled.
 	AddressFailures int `json:"address_failures,omitempty"`
 	// Lock is the first lock. Default 1m; at least 1s.
 	Lock caddy.Duration `json:"lock,omitempty"`

@@ -317,31 +317,72 @@ func (t *Throttle) Refused(endpoint string) {
 	}
 }
 
-// Failed records a failed authentication of subjects at endpoint (one store
-// write) and returns how long the longest lock now in force lasts,
-// including one this failure started.
+// Failed records a failed authentication of subjects at endpoint and
+// returns how long the longest lock now in force lasts, including one this
+// failure started.
+//
+// An address is charged once per account or client id whose count starts
+// (or, when that is not counted, once per failure): it is the guard against
+// guessing across many accounts from one place, and one user mistyping, or
+// one client retrying a stale secret, must not lock out everyone behind the
+// same address. The store says whose count starts, so concurrent failures
+// of one client id charge the address once. A failure is one store write;
+// the first of an account or client id, two.
 func (t *Throttle) Failed(ctx context.Context, endpoint string, subjects ...Subject) (time.Duration, error) {
 	if t == nil {
 		return 0, nil
 	}
-	var ks [int(numKinds)]key
-	var strs [int(numKinds)]string
-	keys, stored := ks[:0], strs[:0]
+	var pk, ak [int(numKinds)]key
+	primary, addrs := pk[:0], ak[:0]
 	for _, s := range subjects {
-		if t.counted(s) && len(keys) < len(ks) {
-			k := t.keyOf(s)
-			keys, stored = append(keys, k), append(stored, k.String())
+		switch {
+		case !t.counted(s):
+		case s.Kind.isAddress() && len(addrs) < len(ak):
+			addrs = append(addrs, t.keyOf(s))
+		case !s.Kind.isAddress() && len(primary) < len(pk):
+			primary = append(primary, t.keyOf(s))
 		}
 	}
-	if len(keys) == 0 {
-		return 0, nil
-	}
 	now := t.now()
+	d, started, err := t.record(ctx, endpoint, now, primary)
+	if err != nil {
+		return 0, err
+	}
+	if len(primary) == 0 || started {
+		da, _, err := t.record(ctx, endpoint, now, addrs)
+		if err != nil {
+			return 0, err
+		}
+		d = max(d, da)
+	}
+	// An address already locked stays locked whether or not it was charged.
+	t.mu.RLock()
+	for _, k := range addrs {
+		if e, ok := t.view[k]; ok {
+			d = max(d, t.remaining(k.kind, e, now))
+		}
+	}
+	t.mu.RUnlock()
+	return d, nil
+}
+
+// record adds a failure to keys in one store write and returns the longest
+// lock among them and whether any count started at 1.
+func (t *Throttle) record(ctx context.Context, endpoint string, now time.Time, keys []key) (time.Duration, bool, error) {
+	if len(keys) == 0 {
+		return 0, false, nil
+	}
+	var strs [int(numKinds)]string
+	stored := strs[:0]
+	for _, k := range keys {
+		stored = append(stored, k.String())
+	}
 	got, err := t.store.RecordFailures(ctx, stored, now, now.Add(-t.forget), now.Add(t.forget))
 	if err != nil {
-		return 0, fmt.Errorf("recording failed authentication: %w", err)
+		return 0, false, fmt.Errorf("recording failed authentication: %w", err)
 	}
 	var d time.Duration
+	started := false
 	t.mu.Lock()
 	for i, f := range got {
 		e := entry{count: f.Count, last: f.LastAt}
@@ -352,9 +393,10 @@ func (t *Throttle) Failed(ctx context.Context, endpoint string, subjects ...Subj
 			t.m.locked(endpoint, keys[i].kind)
 		}
 		d = max(d, t.remaining(keys[i].kind, e, now))
+		started = started || f.Count == 1
 	}
 	t.mu.Unlock()
-	return d, nil
+	return d, started, nil
 }
 
 // Succeeded forgets the failures of subjects that have any, except client

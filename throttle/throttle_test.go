@@ -234,27 +234,73 @@ func TestSuccessForgetsTheAccountNotTheAddress(t *testing.T) {
 	if store.writes != 0 {
 		t.Fatalf("a success with no failures made %d store writes", store.writes)
 	}
-	fail(t, th, alice, addr)
-	fail(t, th, alice, addr)
+	fail(t, th, alice, addr) // alice's count starts: the address is charged (2 writes)
+	fail(t, th, alice, addr) // a repeat: alice only (1 write)
 	if err := th.Succeeded(ctx, alice, addr); err != nil {
 		t.Fatal(err)
 	}
-	if store.writes != 3 {
-		t.Fatalf("store writes = %d, want 2 failures and 1 clearing", store.writes)
+	if store.writes != 4 {
+		t.Fatalf("store writes = %d, want 3 for the failures and 1 clearing", store.writes)
 	}
 	// Another success: nothing left to forget, nothing written.
 	if err := th.Succeeded(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
-	if store.writes != 3 {
+	if store.writes != 4 {
 		t.Fatalf("a second success wrote to the store (%d writes)", store.writes)
 	}
-	// The address still has its two failures: the third locks it.
-	if d := fail(t, th, alice, addr); d != time.Minute {
-		t.Fatalf("third failure from the address locks for %v, want 1m", d)
+	// The address kept its charge: alice's count starting again, then
+	// bob's, make three, and lock it.
+	if d := fail(t, th, alice, addr); d != 0 {
+		t.Fatalf("second charge of the address locks for %v", d)
 	}
-	if d := th.Locked(Subject{Account, "alice@example.com"}); d != 0 {
+	if d := fail(t, th, Subject{Account, "bob@example.com"}, addr); d != time.Minute {
+		t.Fatalf("third charge of the address locks for %v, want 1m", d)
+	}
+	if d := th.Locked(Subject{Account, "carol@example.com"}, addr); d != time.Minute {
+		t.Fatalf("another account from the locked address: Locked = %v, want 1m", d)
+	}
+	if d := th.Locked(alice); d != 0 {
 		t.Fatalf("the account (one failure since the success) is locked for %v", d)
+	}
+}
+
+func TestOneAccountChargesTheAddressOnce(t *testing.T) {
+	// One user mistyping, or one client retrying a stale secret, must not
+	// lock out everyone behind the same address.
+	th, _ := newThrottle(t, newMemStore(), Config{AddressFailures: 3, LockMin: time.Second, LockMax: time.Second})
+	addr := Subject{ClientAddress, "192.0.2.1"}
+	stale := Subject{Client, "stale-client"}
+	for range 5 {
+		fail(t, th, stale, addr)
+	}
+	if d := th.Locked(stale); d == 0 {
+		t.Fatal("the failing client is not locked")
+	}
+	if d := th.Locked(Subject{Client, "good-client"}, addr); d != 0 {
+		t.Fatalf("another client behind the same address is locked for %v", d)
+	}
+}
+
+func TestConcurrentFailuresOfOneClientChargeTheAddressOnce(t *testing.T) {
+	store, err := tokenstore.Open(t.Context(), tokenstore.Config{DSN: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	th, _ := newThrottle(t, store, Config{AddressFailures: 2, ClientFailures: 1000})
+	addr := Subject{ClientAddress, "192.0.2.1"}
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Go(func() {
+			if _, err := th.Failed(context.Background(), EndpointToken, Subject{Client, "deleted-client"}, addr); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if d := th.Locked(Subject{Client, "other"}, addr); d != 0 {
+		t.Fatalf("30 concurrent failures of one client locked the address for %v", d)
 	}
 }
 
