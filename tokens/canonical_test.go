@@ -167,3 +167,29 @@ func BenchmarkCanonical(b *testing.B) {
 		}
 	})
 }
+
+// FuzzCompactJWS: compactJWS accepts exactly the strings whose three parts
+// decode strictly and re-encode to themselves, and canonicalShape (the check
+// before the cache) never refuses what compactJWS accepts.
+func FuzzCompactJWS(f *testing.F) {
+	for _, s := range []string{"eyJh.eyJh.c2ln", "..", "QQ.QUI.QUJD", "QR.QUI.QUJD", "QQ==.QUI.QUJD", "Q.QUI.QUJD", "QQ.Q+I.QUJD", "a.b.c.d", "QQ.QUI.QU\nJD"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		parts := strings.Split(raw, ".")
+		want := len(parts) == 3 && len(raw) <= maxTokenLen
+		for _, p := range parts {
+			if !want {
+				break
+			}
+			b, err := base64.RawURLEncoding.Strict().DecodeString(p)
+			want = err == nil && base64.RawURLEncoding.EncodeToString(b) == p
+		}
+		if got := compactJWS(raw); got != want {
+			t.Fatalf("compactJWS(%q) = %v, want %v", raw, got, want)
+		}
+		if want && !canonicalShape(raw) {
+			t.Fatalf("canonicalShape(%q) refuses a canonical token", raw)
+		}
+	})
+}
