@@ -170,7 +170,7 @@ func (s *Server) createUser(ctx context.Context, spec UserSpec, strict bool) (*t
 		return nil, err
 	}
 	if err := s.store.SetMemberships(ctx, u.ID, businessIDs(spec.Businesses)); err != nil {
-		_ = s.store.DeleteUser(ctx, u.ID)
+		_, _ = s.store.DeleteUser(ctx, u.ID, s.now())
 		return nil, err
 	}
 	return u, nil
@@ -378,8 +378,9 @@ func (s *Server) adminGetUser(w http.ResponseWriter, r *http.Request) {
 	adminJSON(w, http.StatusOK, v)
 }
 
-// adminDeleteUser revokes every grant of the user, then deletes the user
-// with their memberships and consents.
+// adminDeleteUser deletes the user and, in the same commit, revokes every
+// grant of the user (see tokens.Service.DeleteUser): a failure leaves both
+// as they were, and no grant created before the 204 survives it.
 func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	u, err := s.lookupUser(ctx, r.PathValue("id"))
@@ -387,20 +388,7 @@ func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request) {
 		s.adminStoreError(w, "loading user", err)
 		return
 	}
-	gs, err := s.store.ListGrants(ctx, "", u.ID)
-	if err != nil {
-		s.adminStoreError(w, "listing the user's grants", err)
-		return
-	}
-	for _, g := range gs {
-		if g.RevokedAt.IsZero() {
-			if err := s.tokens.RevokeGrant(ctx, g.ID); err != nil {
-				s.adminStoreError(w, "revoking the user's grants", err)
-				return
-			}
-		}
-	}
-	if err := s.store.DeleteUser(ctx, u.ID); err != nil {
+	if err := s.tokens.DeleteUser(ctx, u.ID); err != nil {
 		s.adminStoreError(w, "deleting user", err)
 		return
 	}

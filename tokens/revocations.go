@@ -182,3 +182,23 @@ func (s *Service) DeleteClient(ctx context.Context, clientID string) error {
 	s.log.Info("client deleted and its tokens revoked", zap.String("client_id", clientID))
 	return nil
 }
+
+// DeleteUser deletes a user of the directory and, in the same commit,
+// revokes every grant of the user: at once on this node, through the
+// change feed on the others. A code exchange for the user that committed
+// first is among the grants revoked; one that commits later finds no user.
+func (s *Service) DeleteUser(ctx context.Context, userID string) error {
+	until := s.now().Add(s.revocationLifetime())
+	ids, err := s.store.DeleteUser(ctx, userID, until)
+	if err != nil {
+		return fmt.Errorf("deleting user: %w", err)
+	}
+	if len(ids) > 0 {
+		s.updateDeny(func(d *denyList) {
+			for _, id := range ids {
+				d.addGrant(id, until)
+			}
+		})
+	}
+	return nil
+}

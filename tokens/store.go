@@ -21,6 +21,8 @@ type Store interface {
 	RevokeGrant(ctx context.Context, id string, until time.Time) error
 	// DeleteClient deletes a client and revokes its tokens in one commit.
 	DeleteClient(ctx context.Context, id string, until time.Time) (time.Time, error)
+	// DeleteUser deletes a user and revokes the user's grants in one commit.
+	DeleteUser(ctx context.Context, id string, until time.Time) ([]string, error)
 }
 
 // Interface guard: the real store serves the service.

@@ -123,6 +123,15 @@ func (s *store) RedeemCode(ctx context.Context, hash []byte, g *Grant, rt *Refre
 	var c *AuthCode
 	var reused bool
 	err := s.write(ctx, op, func(ctx context.Context, t *tx) error {
+		// The user row before the code, in DeleteUser's order: a deletion
+		// either committed (the user and the code are gone) or waits for
+		// this commit and then revokes the grant it stores.
+		if g.UserID != "" {
+			var one int
+			if err := t.row(ctx, `SELECT 1 FROM users WHERE id = ?`+t.d.forShare, g.UserID).Scan(&one); err != nil {
+				return err // ErrNoRows: the user is gone
+			}
+		}
 		now := ms(time.Now())
 		var err error
 		c, err = scanCode(t.row(ctx, `UPDATE codes SET used_at = ?
@@ -143,7 +152,7 @@ func (s *store) RedeemCode(ctx context.Context, hash []byte, g *Grant, rt *Refre
 		if err != nil {
 			return err
 		}
-		if c.GrantID != g.ID || c.ClientID != g.ClientID {
+		if c.GrantID != g.ID || c.ClientID != g.ClientID || c.UserID != g.UserID {
 			return errors.New("the grant is not the one the code was minted for")
 		}
 		return insertGrant(ctx, t, g, rt)

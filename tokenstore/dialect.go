@@ -25,6 +25,9 @@ type dialect struct {
 	// forUpdate ends a SELECT that must lock the rows it reads; empty when
 	// the write transaction already excludes every other writer.
 	forUpdate string
+	// forShare ends a SELECT that must keep the rows it reads from being
+	// deleted until the transaction ends; empty as forUpdate is.
+	forShare string
 	// migrateSetup lifts the statement timeout for the migration
 	// transaction, which may wait for another node's.
 	migrateSetup string
@@ -51,6 +54,7 @@ var (
 		notify:       "SELECT pg_notify('" + notifyChannel + "', '')",
 		lock:         "SELECT pg_advisory_xact_lock(?)",
 		forUpdate:    " FOR UPDATE",
+		forShare:     " FOR SHARE",
 		migrateSetup: "SET LOCAL statement_timeout = 0",
 	}
 )

@@ -106,8 +106,13 @@ func (s *store) UpdateUser(ctx context.Context, u *User) error {
 
 // DeleteUser deletes the user with its memberships and consents. Grants are
 // left for the caller to revoke.
-func (s *store) DeleteUser(ctx context.Context, id string) error {
-	return s.write(ctx, "deleting user", func(ctx context.Context, t *tx) error {
+func (s *store) DeleteUser(ctx context.Context, id string, until time.Time) ([]string, error) {
+	var revoked []string
+	err := s.write(ctx, "deleting user", func(ctx context.Context, t *tx) error {
+		revoked = nil
+		// The user row first: RedeemCode takes it before the code, so an
+		// exchange for this user either committed already (and its grant
+		// is revoked below) or finds the user gone.
 		n, err := t.execN(ctx, `DELETE FROM users WHERE id = ?`, id)
 		if err != nil {
 			return err
@@ -116,11 +121,35 @@ func (s *store) DeleteUser(ctx context.Context, id string) error {
 			return ErrNotFound
 		}
 		// Memberships go by ON DELETE CASCADE.
-		if _, err := t.exec(ctx, `DELETE FROM consents WHERE user_id = ?`, id); err != nil {
+		for _, q := range []string{
+			`DELETE FROM codes WHERE user_id = ?`,
+			`DELETE FROM consents WHERE user_id = ?`,
+		} {
+			if _, err := t.exec(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		rows, err := t.query(ctx, `SELECT id FROM grants WHERE user_id = ? AND revoked_at IS NULL ORDER BY id`, id)
+		ids, err := collect(rows, err, func(r scanner) (string, error) {
+			var g string
+			return g, r.Scan(&g)
+		})
+		if err != nil {
 			return err
 		}
+		now := time.Now()
+		for _, g := range ids {
+			if err := revokeGrant(ctx, t, g, now, until); err != nil {
+				return err
+			}
+		}
+		revoked = ids
 		return t.change(ctx, ChangeUser, id)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return revoked, nil
 }
 
 // UpsertBusiness creates b or renames it; the creation time of an existing

@@ -138,21 +138,27 @@ func (s *store) RevokeGrant(ctx context.Context, id string, until time.Time) err
 	}
 	now := time.Now()
 	return s.write(ctx, op, func(ctx context.Context, t *tx) error {
-		if err := t.d.acquire(ctx, t.tx, grantLock(id)); err != nil {
-			return err
-		}
-		// Updating the grant row first waits for a concurrent rotation of
-		// one of its tokens (which locks that row), so that the DELETE below
-		// sees the token that rotation inserted.
-		if _, err := t.exec(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
-			ms(now), id); err != nil {
-			return err
-		}
-		if _, err := t.exec(ctx, `DELETE FROM refresh_tokens WHERE grant_id = ?`, id); err != nil {
-			return err
-		}
-		return addRevocation(ctx, t, &Revocation{Kind: RevokeGrant, ID: id, CreatedAt: now, ExpiresAt: until})
+		return revokeGrant(ctx, t, id, now, until)
 	})
+}
+
+// revokeGrant revokes the grant in t: its row, its refresh tokens and a
+// revocation with its change.
+func revokeGrant(ctx context.Context, t *tx, id string, now, until time.Time) error {
+	if err := t.d.acquire(ctx, t.tx, grantLock(id)); err != nil {
+		return err
+	}
+	// Updating the grant row first waits for a concurrent rotation of
+	// one of its tokens (which locks that row), so that the DELETE below
+	// sees the token that rotation inserted.
+	if _, err := t.exec(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
+		ms(now), id); err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, `DELETE FROM refresh_tokens WHERE grant_id = ?`, id); err != nil {
+		return err
+	}
+	return addRevocation(ctx, t, &Revocation{Kind: RevokeGrant, ID: id, CreatedAt: now, ExpiresAt: until})
 }
 
 // GetRefreshToken returns an unexpired token, used or not, or ErrNotFound.

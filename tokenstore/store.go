@@ -232,7 +232,8 @@ type Codes interface {
 	// a concurrent caller that won: the code and ErrReused (of concurrent
 	// callers exactly one succeeds, and the others return once the winner
 	// has committed). A grant id already revoked: ErrRevoked, and the code
-	// is not spent.
+	// is not spent. A grant for a user no longer in the directory:
+	// ErrNotFound.
 	RedeemCode(ctx context.Context, hash []byte, g *Grant, rt *RefreshToken) (*AuthCode, error)
 }
 
@@ -299,9 +300,12 @@ type Directory interface {
 	// ListUsers returns every user ordered by e-mail.
 	ListUsers(ctx context.Context) ([]*User, error)
 	UpdateUser(ctx context.Context, u *User) error // ErrConflict on a taken e-mail
-	// DeleteUser also deletes the user's memberships and consents; grants
-	// are the caller's to revoke.
-	DeleteUser(ctx context.Context, id string) error
+	// DeleteUser also deletes the user's memberships, consents and codes,
+	// and revokes every live grant of the user (revocations lasting until
+	// until), all in one transaction, and returns the revoked grant ids. A
+	// code exchange racing it either commits first (and its grant is among
+	// those revoked) or finds the user gone.
+	DeleteUser(ctx context.Context, id string, until time.Time) ([]string, error)
 	// UpsertBusiness creates b or renames it.
 	UpsertBusiness(ctx context.Context, b *Business) error
 	// CreateBusiness creates b: ErrConflict when its id exists, whose name

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"DeleteClientCascades", testDeleteClientCascades},
 		{"Codes", testCodes},
 		{"RedeemCode", testRedeemCode},
+		{"DeleteUserRevokes", testDeleteUserRevokes},
 		{"Grants", testGrants},
 		{"RefreshTokens", testRefreshTokens},
 		{"RevokeGrant", testRevokeGrant},
@@ -70,6 +71,7 @@ func RunConcurrent(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"ConsumeCode", testConcurrentConsumeCode},
 		{"RedeemCode", testConcurrentRedeemCode},
 		{"RedeemCodeVersusDeleteClient", testConcurrentRedeemDelete},
+		{"RedeemCodeVersusDeleteUser", testConcurrentRedeemDeleteUser},
 		{"RotateRefreshToken", testConcurrentRotate},
 		{"InitKey", testConcurrentInitKey},
 		{"RotateKeysWhenDue", testConcurrentRotateKeys},
@@ -266,7 +268,7 @@ func testNotFound(t *testing.T, s tokenstore.Store) {
 		{"GetUser", func() error { _, err := s.GetUser(ctx, "nope"); return err }},
 		{"GetUserByEmail", func() error { _, err := s.GetUserByEmail(ctx, "nope@example.com"); return err }},
 		{"UpdateUser", func() error { return s.UpdateUser(ctx, sampleUser("nope", "nope@example.com")) }},
-		{"DeleteUser", func() error { return s.DeleteUser(ctx, "nope") }},
+		{"DeleteUser", func() error { _, err := s.DeleteUser(ctx, "nope", at(time.Hour)); return err }},
 		{"GetBusiness", func() error { _, err := s.GetBusiness(ctx, "nope"); return err }},
 		{"SetMemberships unknown user", func() error { return s.SetMemberships(ctx, "nope", nil) }},
 		{"SetMemberships unknown business", func() error { return s.SetMemberships(ctx, "u1", []string{"nope"}) }},
@@ -462,6 +464,7 @@ func testCodes(t *testing.T, s tokenstore.Store) {
 
 func testRedeemCode(t *testing.T, s tokenstore.Store) {
 	ctx := t.Context()
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("user1", "user1@example.com")))
 	c := sampleCode("code", 10*time.Minute)
 	check(t, "CreateCode", s.CreateCode(ctx, c))
 	got, err := s.GetCode(ctx, c.Hash)
@@ -546,6 +549,7 @@ func testRedeemCode(t *testing.T, s tokenstore.Store) {
 func testConcurrentRedeemCode(t *testing.T, s tokenstore.Store) {
 	ctx := t.Context()
 	const n = 50
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("user1", "user1@example.com")))
 	c := sampleCode("code", time.Minute)
 	check(t, "CreateCode", s.CreateCode(ctx, c))
 	warm(t, s)
@@ -581,6 +585,7 @@ func testConcurrentRedeemCode(t *testing.T, s tokenstore.Store) {
 // what it stored, with a revocation dated after it).
 func testConcurrentRedeemDelete(t *testing.T, s tokenstore.Store) {
 	ctx := t.Context()
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("user1", "user1@example.com")))
 	for i := range 10 {
 		id := fmt.Sprintf("client%d", i)
 		check(t, "CreateClient", s.CreateClient(ctx, sampleClient(id)))
@@ -613,6 +618,92 @@ func testConcurrentRedeemDelete(t *testing.T, s tokenstore.Store) {
 		if !revokedAt.After(redeemed.Add(-time.Second)) {
 			t.Fatalf("revocation at %v, long before the redemption returned at %v", revokedAt, redeemed)
 		}
+	}
+}
+
+// testDeleteUserRevokes: deleting a user revokes the user's live grants,
+// drops the refresh tokens and codes, in one commit, and a code of the user
+// cannot be redeemed afterwards.
+func testDeleteUserRevokes(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("user1", "user1@example.com")))
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("user2", "user2@example.com")))
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g1", "client1", "user1", at(0)), sampleRefresh("rt1", "g1", time.Hour)))
+	old := sampleGrant("g0", "client1", "user1", at(0))
+	old.RevokedAt = at(time.Second)
+	check(t, "CreateGrant", s.CreateGrant(ctx, old, nil))
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g2", "client1", "user2", at(0)), sampleRefresh("rt2", "g2", time.Hour)))
+	c := sampleCode("code", time.Minute)
+	check(t, "CreateCode", s.CreateCode(ctx, c))
+
+	revoked, err := s.DeleteUser(ctx, "user1", at(time.Hour))
+	check(t, "DeleteUser", err)
+	equal(t, "grants revoked with the user", revoked, []string{"g1"})
+	g, err := s.GetGrant(ctx, "g1")
+	check(t, "GetGrant", err)
+	if g.RevokedAt.IsZero() {
+		t.Fatal("the deleted user's grant is live")
+	}
+	_, err = s.GetRefreshToken(ctx, hash("rt1"))
+	wantErr(t, "the deleted user's refresh token", err, tokenstore.ErrNotFound)
+	_, err = s.GetCode(ctx, c.Hash)
+	wantErr(t, "the deleted user's code", err, tokenstore.ErrNotFound)
+	revs, err := s.ActiveRevocations(ctx, time.Now())
+	check(t, "ActiveRevocations", err)
+	if len(revs) != 1 || revs[0].Kind != tokenstore.RevokeGrant || revs[0].ID != "g1" {
+		t.Fatalf("revocations %+v, want the deleted user's grant", revs)
+	}
+	if _, err := s.GetRefreshToken(ctx, hash("rt2")); err != nil {
+		t.Fatalf("another user's refresh token: %v", err)
+	}
+
+	// A code whose user is gone (one minted before and kept) is not redeemed.
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("user3", "user3@example.com")))
+	c3 := sampleCode("code3", time.Minute)
+	c3.UserID = "user3"
+	check(t, "CreateCode", s.CreateCode(ctx, c3))
+	_, err = s.DeleteUser(ctx, "user3", at(time.Hour))
+	check(t, "DeleteUser", err)
+	check(t, "CreateCode", s.CreateCode(ctx, c3)) // as if minted by a node that had not seen the deletion
+	g3 := sampleGrant(c3.GrantID, c3.ClientID, "user3", at(0))
+	_, err = s.RedeemCode(ctx, c3.Hash, g3, nil)
+	wantErr(t, "RedeemCode for a deleted user", err, tokenstore.ErrNotFound)
+	_, err = s.GetGrant(ctx, c3.GrantID)
+	wantErr(t, "grant of a deleted user", err, tokenstore.ErrNotFound)
+}
+
+// testConcurrentRedeemDeleteUser: an exchange racing the deletion of its
+// user either stores nothing or stores a grant the deletion revokes.
+func testConcurrentRedeemDeleteUser(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	for i := range 10 {
+		uid := fmt.Sprintf("user%d", i)
+		check(t, "CreateUser", s.CreateUser(ctx, sampleUser(uid, uid+"@example.com")))
+		c := sampleCode(fmt.Sprintf("code%d", i), time.Minute)
+		c.UserID = uid
+		check(t, "CreateCode", s.CreateCode(ctx, c))
+		errs := race(2, func(j int) error {
+			if j == 0 {
+				_, err := s.RedeemCode(ctx, c.Hash, sampleGrant(c.GrantID, c.ClientID, uid, at(0)), sampleRefresh(fmt.Sprintf("rt%d", i), "", time.Hour))
+				if errors.Is(err, tokenstore.ErrNotFound) {
+					return nil
+				}
+				return err
+			}
+			_, err := s.DeleteUser(ctx, uid, at(time.Hour))
+			return err
+		})
+		check(t, "RedeemCode", errs[0])
+		check(t, "DeleteUser", errs[1])
+		switch g, err := s.GetGrant(ctx, c.GrantID); {
+		case errors.Is(err, tokenstore.ErrNotFound):
+		case err != nil:
+			t.Fatal(err)
+		case g.RevokedAt.IsZero():
+			t.Fatalf("round %d: a grant stored while its user was deleted is live", i)
+		}
+		_, err := s.GetRefreshToken(ctx, hash(fmt.Sprintf("rt%d", i)))
+		wantErr(t, "refresh token after the user's deletion", err, tokenstore.ErrNotFound)
 	}
 }
 
@@ -1157,7 +1248,8 @@ func testUsers(t *testing.T, s tokenstore.Store) {
 	_, err = s.GetUserByEmail(ctx, "bob@example.com")
 	wantErr(t, "old e-mail", err, tokenstore.ErrNotFound)
 
-	check(t, "DeleteUser", s.DeleteUser(ctx, "u-alice"))
+	_, err = s.DeleteUser(ctx, "u-alice", at(time.Hour))
+	check(t, "DeleteUser", err)
 	_, err = s.GetUser(ctx, "u-alice")
 	wantErr(t, "GetUser after delete", err, tokenstore.ErrNotFound)
 	// The e-mail is free again.
@@ -1233,7 +1325,8 @@ func testMemberships(t *testing.T, s tokenstore.Store) {
 	check(t, "Memberships", err)
 	equal(t, "Memberships after a failed SetMemberships", got, []*tokenstore.Business{a})
 
-	check(t, "DeleteUser", s.DeleteUser(ctx, "u1"))
+	_, err = s.DeleteUser(ctx, "u1", at(time.Hour))
+	check(t, "DeleteUser", err)
 	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("u1", "u1@example.com")))
 	got, err = s.Memberships(ctx, "u1")
 	check(t, "Memberships", err)
@@ -1432,7 +1525,7 @@ func testWakeup(t *testing.T, s tokenstore.Store) {
 		{"DeleteKeysRetiredBefore", func() error { return s.DeleteKeysRetiredBefore(ctx, time.Now().Add(time.Hour)) }},
 		{"UpdateUser", func() error { return s.UpdateUser(ctx, sampleUser("u1", "u1@example.com")) }},
 		{"SetMemberships", func() error { return s.SetMemberships(ctx, "u1", nil) }},
-		{"DeleteUser", func() error { return s.DeleteUser(ctx, "u1") }},
+		{"DeleteUser", func() error { _, err := s.DeleteUser(ctx, "u1", at(time.Hour)); return err }},
 		{"AddRevocation", func() error {
 			return s.AddRevocation(ctx, &tokenstore.Revocation{Kind: tokenstore.RevokeGrant, ID: "g1", ExpiresAt: at(time.Hour)})
 		}},
