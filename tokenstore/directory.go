@@ -215,8 +215,11 @@ func (s *store) SetMemberships(ctx context.Context, userID string, businessIDs [
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	return s.write(ctx, "setting memberships", func(ctx context.Context, t *tx) error {
+		// Locking the user row serializes replacements for one user (nodes
+		// starting together each set the configured user's): without it
+		// both delete nothing, then both insert, and one conflicts.
 		var one int
-		if err := t.row(ctx, `SELECT 1 FROM users WHERE id = ?`, userID).Scan(&one); err != nil {
+		if err := t.row(ctx, `SELECT 1 FROM users WHERE id = ?`+t.d.forUpdate, userID).Scan(&one); err != nil {
 			return fmt.Errorf("user: %w", classify(err))
 		}
 		if _, err := t.exec(ctx, `DELETE FROM memberships WHERE user_id = ?`, userID); err != nil {

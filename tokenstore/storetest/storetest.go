@@ -72,6 +72,7 @@ func RunConcurrent(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"RedeemCode", testConcurrentRedeemCode},
 		{"RedeemCodeVersusDeleteClient", testConcurrentRedeemDelete},
 		{"RedeemCodeVersusDeleteUser", testConcurrentRedeemDeleteUser},
+		{"SetMemberships", testConcurrentSetMemberships},
 		{"RotateRefreshToken", testConcurrentRotate},
 		{"InitKey", testConcurrentInitKey},
 		{"RotateKeysWhenDue", testConcurrentRotateKeys},
@@ -704,6 +705,25 @@ func testConcurrentRedeemDeleteUser(t *testing.T, s tokenstore.Store) {
 		}
 		_, err := s.GetRefreshToken(ctx, hash(fmt.Sprintf("rt%d", i)))
 		wantErr(t, "refresh token after the user's deletion", err, tokenstore.ErrNotFound)
+	}
+}
+
+// testConcurrentSetMemberships: nodes starting together each set the
+// configured user's businesses; every one of them succeeds.
+func testConcurrentSetMemberships(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	check(t, "CreateUser", s.CreateUser(ctx, sampleUser("u1", "u1@example.com")))
+	for _, b := range []string{"a", "b"} {
+		check(t, "UpsertBusiness", s.UpsertBusiness(ctx, &tokenstore.Business{ID: b, Name: b}))
+	}
+	warm(t, s)
+	for i, err := range race(contenders, func(int) error { return s.SetMemberships(ctx, "u1", []string{"a", "b"}) }) {
+		check(t, fmt.Sprintf("SetMemberships %d", i), err)
+	}
+	got, err := s.Memberships(ctx, "u1")
+	check(t, "Memberships", err)
+	if len(got) != 2 {
+		t.Fatalf("memberships %+v, want a and b", got)
 	}
 }
 
