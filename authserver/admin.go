@@ -44,6 +44,11 @@ type ClientSpec struct {
 	// browser afterwards (exact match), under the same rules as
 	// RedirectURIs. Default: none (the signed-out page is shown).
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// IDTokenSignedResponseAlg is the JWS algorithm of the client's
+	// id_tokens (OpenID Connect Dynamic Client Registration 1.0 §2): RS256,
+	// or the server's signing_alg. Default: the server's signing_alg
+	// (ES256 unless configured otherwise), not RS256 as in that spec.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
 	// FirstParty clients skip the consent screen.
 	FirstParty bool `json:"first_party,omitempty"`
 	// Public clients have no secret and must use PKCE.
@@ -55,14 +60,15 @@ func (spec ClientSpec) Client(id string) *tokenstore.Client {
 	return &tokenstore.Client{
 		ID: id, Name: spec.Name, GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Businesses: spec.Businesses,
 		RedirectURIs: spec.RedirectURIs, PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs,
-		FirstParty: spec.FirstParty, Public: spec.Public,
+		IDTokenSignedResponseAlg: spec.IDTokenSignedResponseAlg, FirstParty: spec.FirstParty, Public: spec.Public,
 	}
 }
 
 // specOf is the spec of a stored client.
 func specOf(c *tokenstore.Client) ClientSpec {
 	return ClientSpec{Name: c.Name, GrantTypes: c.GrantTypes, Scopes: c.Scopes, Businesses: c.Businesses,
-		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, FirstParty: c.FirstParty, Public: c.Public}
+		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, FirstParty: c.FirstParty, Public: c.Public}
 }
 
 // clientView is how a client is shown: never with its secret or hash.
@@ -75,11 +81,13 @@ type clientView struct {
 	Businesses   []string `json:"businesses"`
 	RedirectURIs []string `json:"redirect_uris"`
 	// PostLogoutRedirectURIs, for RP-initiated logout.
-	PostLogoutRedirectURIs []string  `json:"post_logout_redirect_uris"`
-	FirstParty             bool      `json:"first_party"`
-	Public                 bool      `json:"public"`
-	CreatedAt              time.Time `json:"created_at"`
-	UpdatedAt              time.Time `json:"updated_at"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+	// IDTokenSignedResponseAlg is empty for the server's default.
+	IDTokenSignedResponseAlg string    `json:"id_token_signed_response_alg,omitempty"`
+	FirstParty               bool      `json:"first_party"`
+	Public                   bool      `json:"public"`
+	CreatedAt                time.Time `json:"created_at"`
+	UpdatedAt                time.Time `json:"updated_at"`
 }
 
 func viewClient(c *tokenstore.Client) clientView {
@@ -92,8 +100,9 @@ func viewClient(c *tokenstore.Client) clientView {
 	return clientView{
 		ClientID: c.ID, Name: c.Name, GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
 		Businesses: nonNil(c.Businesses), RedirectURIs: nonNil(c.RedirectURIs),
-		PostLogoutRedirectURIs: nonNil(c.PostLogoutRedirectURIs),
-		FirstParty:             c.FirstParty, Public: c.Public, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		PostLogoutRedirectURIs:   nonNil(c.PostLogoutRedirectURIs),
+		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
+		FirstParty:               c.FirstParty, Public: c.Public, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 }
 
@@ -218,6 +227,9 @@ func (s *Server) checkSpec(c *ClientSpec) error {
 		if err := validRedirectURI(u); err != nil {
 			return fmt.Errorf("post_logout_redirect_uris: %w", err)
 		}
+	}
+	if a := c.IDTokenSignedResponseAlg; a != "" && !slices.Contains(s.tokens.IDTokenAlgs(), a) {
+		return fmt.Errorf("id_token_signed_response_alg %q: want one of %s", a, strings.Join(s.tokens.IDTokenAlgs(), ", "))
 	}
 	return nil
 }

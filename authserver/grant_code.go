@@ -78,7 +78,7 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 	}
 	resp.RefreshToken = rtRaw
 	if slices.Contains(ac.Scopes, "openid") {
-		if resp.IDToken, e = s.idToken(ctx, c.ID, grant, ac.Nonce, resp.AccessToken); e != nil {
+		if resp.IDToken, e = s.idToken(ctx, c.Client, grant, ac.Nonce, resp.AccessToken); e != nil {
 			return nil, e
 		}
 	}
@@ -183,7 +183,8 @@ func (s *Server) newRefreshToken(c *authenticatedClient, g *tokenstore.Grant, sc
 }
 
 // idToken mints the OIDC id_token with the business claims of the Yoco guide.
-func (s *Server) idToken(ctx context.Context, clientID string, g *tokenstore.Grant, nonce, accessToken string) (string, *Error) {
+// It is signed with the algorithm the client registered, if any.
+func (s *Server) idToken(ctx context.Context, c *tokenstore.Client, g *tokenstore.Grant, nonce, accessToken string) (string, *Error) {
 	u, err := s.store.GetUser(ctx, g.UserID)
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
@@ -201,7 +202,7 @@ func (s *Server) idToken(ctx context.Context, clientID string, g *tokenstore.Gra
 	}
 	raw, err := s.tokens.MintIDToken(tokens.IDToken{
 		Subject:              u.ID,
-		ClientID:             clientID,
+		ClientID:             c.ID,
 		Nonce:                nonce,
 		UserID:               u.ID,
 		Name:                 u.Name,
@@ -211,6 +212,7 @@ func (s *Server) idToken(ctx context.Context, clientID string, g *tokenstore.Gra
 		AuthorizedBusinessID: g.BusinessID,
 		AuthTime:             g.AuthTime,
 		AccessToken:          accessToken,
+		Alg:                  c.IDTokenSignedResponseAlg,
 	})
 	if err != nil {
 		return "", s.storeError("minting id_token", err)
@@ -304,7 +306,7 @@ func (g refreshTokenGrant) handle(ctx context.Context, c *authenticatedClient, p
 	}
 	resp.RefreshToken = nextRaw
 	if slices.Contains(scopes, "openid") && grant.UserID != "" {
-		if resp.IDToken, e = s.idToken(ctx, c.ID, grant, "", resp.AccessToken); e != nil {
+		if resp.IDToken, e = s.idToken(ctx, c.Client, grant, "", resp.AccessToken); e != nil {
 			return nil, e
 		}
 	}

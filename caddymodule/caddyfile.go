@@ -86,6 +86,7 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 //			businesses <id...>
 //			redirect_uris <uri...>
 //			post_logout_redirect_uris <uri...>
+//			id_token_signed_response_alg RS256|<signing_alg>
 //			first_party
 //			public
 //		}
@@ -335,7 +336,7 @@ func parseStaticClient(d *caddyfile.Dispenser) (StaticClient, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		switch opt {
-		case "secret", "secret_hash", "name":
+		case "secret", "secret_hash", "name", "id_token_signed_response_alg":
 			v, err := oneArg(d)
 			if err != nil {
 				return c, err
@@ -345,6 +346,8 @@ func parseStaticClient(d *caddyfile.Dispenser) (StaticClient, error) {
 				c.Secret = v
 			case "secret_hash":
 				c.SecretHash = v
+			case "id_token_signed_response_alg":
+				c.IDTokenSignedResponseAlg = v
 			default:
 				c.Name = v
 			}

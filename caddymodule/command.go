@@ -72,6 +72,7 @@ func buildCommand(cmd *cobra.Command) {
 	create.Flags().StringSliceVar(&spec.Businesses, "businesses", nil, "Businesses the client owns (client-credentials tenancy)")
 	create.Flags().StringSliceVar(&spec.RedirectURIs, "redirect-uris", nil, "Redirect URIs, matched exactly")
 	create.Flags().StringSliceVar(&spec.PostLogoutRedirectURIs, "post-logout-redirect-uris", nil, "Where sign-out may return the browser (RP-initiated logout), matched exactly")
+	create.Flags().StringVar(&spec.IDTokenSignedResponseAlg, "id-token-signed-response-alg", "", "Algorithm of the client's id_tokens: RS256 or the server's signing_alg (default)")
 	create.Flags().BoolVar(&spec.FirstParty, "first-party", false, "Platform-scoped client: skips the consent screen")
 	create.Flags().BoolVar(&spec.Public, "public", false, "Public client: no secret, PKCE required")
 	_ = create.MarkFlagRequired("name")

@@ -53,6 +53,9 @@ type Client struct {
 	// PostLogoutRedirectURIs are where RP-initiated logout may send the
 	// browser afterwards, also compared by exact string match.
 	PostLogoutRedirectURIs []string
+	// IDTokenSignedResponseAlg is the JWS algorithm of the client's
+	// id_tokens (OIDC Registration); empty for the server's default.
+	IDTokenSignedResponseAlg string
 	// Businesses the client owns: a client-credentials token may act only for
 	// these.
 	Businesses []string

@@ -139,9 +139,11 @@ func sampleClient(id string) *tokenstore.Client {
 		RedirectURIs: []string{"https://app.example/cb"},
 		// Round-trips with the rest (migration 0002).
 		PostLogoutRedirectURIs: []string{"https://app.example/signed-out"},
-		Businesses:             []string{"biz1"},
-		CreatedAt:              at(0),
-		UpdatedAt:              at(0),
+		// Migration 0004.
+		IDTokenSignedResponseAlg: "RS256",
+		Businesses:               []string{"biz1"},
+		CreatedAt:                at(0),
+		UpdatedAt:                at(0),
 	}
 }
 
