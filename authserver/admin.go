@@ -228,8 +228,12 @@ func (s *Server) checkSpec(c *ClientSpec) error {
 			return fmt.Errorf("post_logout_redirect_uris: %w", err)
 		}
 	}
-	if a := c.IDTokenSignedResponseAlg; a != "" && !slices.Contains(s.tokens.IDTokenAlgs(), a) {
-		return fmt.Errorf("id_token_signed_response_alg %q: want one of %s", a, strings.Join(s.tokens.IDTokenAlgs(), ", "))
+	algs := s.cfg.IDTokenAlgs
+	if len(algs) == 0 {
+		algs = tokens.IDTokenAlgsFor("")
+	}
+	if a := c.IDTokenSignedResponseAlg; a != "" && !slices.Contains(algs, a) {
+		return fmt.Errorf("id_token_signed_response_alg %q: want one of %s", a, strings.Join(algs, ", "))
 	}
 	return nil
 }

@@ -29,6 +29,10 @@ type Scope struct {
 type Config struct {
 	// Issuer is the issuer identifier, used verbatim in metadata and tokens.
 	Issuer string
+	// IDTokenAlgs are the algorithms a client may ask its id_tokens to be
+	// signed with, as tokens.IDTokenAlgsFor(signing alg) gives them.
+	// Default: those of the default signing algorithm.
+	IDTokenAlgs []string
 	// BasePath prefixes every endpoint: "/oauth" (default) serves
 	// /oauth/token, /oauth/authorize …
 	BasePath string

@@ -289,6 +289,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.serverCfg = authserver.Config{
 		Issuer:                       a.Issuer,
+		IDTokenAlgs:                  tokens.IDTokenAlgsFor(a.SigningAlg),
 		BasePath:                     a.BasePath,
 		Scopes:                       scopes,
 		ClientIDPrefix:               a.ClientIDPrefix,

@@ -326,16 +326,23 @@ func (s *Service) initKeys(ctx context.Context) error {
 // algs are the algorithms of the active key set: Config.Alg, which signs
 // access tokens, and RS256, which OpenID Connect Discovery 1.0 §3 requires
 // every provider to offer for id_tokens.
-func (s *Service) algs() []string {
-	if s.cfg.Alg == "RS256" {
-		return []string{"RS256"}
-	}
-	return []string{s.cfg.Alg, "RS256"}
-}
+func (s *Service) algs() []string { return IDTokenAlgsFor(s.cfg.Alg) }
 
 // IDTokenAlgs lists the algorithms an id_token can be signed with, the
 // default (Config.Alg) first.
 func (s *Service) IDTokenAlgs() []string { return s.algs() }
+
+// IDTokenAlgsFor is IDTokenAlgs of a Service configured with signing
+// algorithm alg ("" for the default).
+func IDTokenAlgsFor(alg string) []string {
+	switch alg {
+	case "":
+		alg = DefaultAlg
+	case "RS256":
+		return []string{"RS256"}
+	}
+	return []string{alg, "RS256"}
+}
 
 // activeKeys describes the active keys of the current snapshot, newest
 // first, as the store would list them.
