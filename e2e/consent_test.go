@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -185,7 +186,18 @@ func TestCodeExchangeErrors(t *testing.T) {
 		if resp, _ := get(t, "GET", n.URL+"/api/v1/accounting/invoices", at, "biz_acme"); resp.StatusCode != 200 {
 			t.Fatalf("first token: %d", resp.StatusCode)
 		}
+		// An identical exchange right after the winner is a duplicate
+		// submission (two requests of one client racing): refused, and the
+		// winner's tokens keep working (docs/deployment.md, "Faults").
 		st, e, _ := exchange(a, url.Values{"code": {c}, "redirect_uri": {redirect}})
+		wantError("duplicate exchange within the race leeway", st, e, 400, "invalid_grant")
+		if resp, _ := get(t, "GET", n.URL+"/api/v1/accounting/invoices", at, "biz_acme"); resp.StatusCode != 200 {
+			t.Fatalf("a duplicate within the leeway revoked the winner's token: %d", resp.StatusCode)
+		}
+		// After the leeway (500 ms) the same request is a replay (RFC 6749
+		// §4.1.2): refused, and it revokes everything the code issued.
+		time.Sleep(600 * time.Millisecond)
+		st, e, _ = exchange(a, url.Values{"code": {c}, "redirect_uri": {redirect}})
 		wantError("replayed code", st, e, 400, "invalid_grant")
 		resp, body := get(t, "GET", n.URL+"/api/v1/accounting/invoices", at, "biz_acme")
 		if e := decodeError(t, body); resp.StatusCode != 401 || e.Error != "invalid_token" {
