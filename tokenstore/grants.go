@@ -129,8 +129,9 @@ func (s *store) ListGrants(ctx context.Context, clientID, userID string) ([]*Gra
 	return out, nil
 }
 
-// RevokeGrant revokes the grant row (if any), deletes its refresh tokens and
-// records the revocation and its change, in one transaction.
+// RevokeGrant revokes the grant row (if any), deletes its refresh tokens,
+// forgets the consent it was issued under and records the revocation and its
+// change, in one transaction.
 func (s *store) RevokeGrant(ctx context.Context, id string, until time.Time) error {
 	const op = "revoking grant"
 	if id == "" {
@@ -142,8 +143,15 @@ func (s *store) RevokeGrant(ctx context.Context, id string, until time.Time) err
 	})
 }
 
-// revokeGrant revokes the grant in t: its row, its refresh tokens and a
+// revokeGrant revokes the grant in t: its row, its refresh tokens, the
+// remembered consent of its user to its client for its business, and a
 // revocation with its change.
+//
+// Consent ends with the grant: whichever way a live grant ends (the client
+// revoking a token, an operator, a replayed code or refresh token, the user
+// disconnecting the app), the next authorization request asks again. Only
+// the revocation that ends a live grant forgets the consent, so revoking an
+// already revoked grant again leaves a consent given since alone.
 func revokeGrant(ctx context.Context, t *tx, id string, now, until time.Time) error {
 	if err := t.d.acquire(ctx, t.tx, grantLock(id)); err != nil {
 		return err
@@ -151,9 +159,18 @@ func revokeGrant(ctx context.Context, t *tx, id string, now, until time.Time) er
 	// Updating the grant row first waits for a concurrent rotation of
 	// one of its tokens (which locks that row), so that the DELETE below
 	// sees the token that rotation inserted.
-	if _, err := t.exec(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
-		ms(now), id); err != nil {
+	var userID, clientID, businessID string
+	switch err := t.row(ctx, `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL
+		RETURNING user_id, client_id, business_id`, ms(now), id).Scan(&userID, &clientID, &businessID); {
+	case errors.Is(err, sql.ErrNoRows):
+		// No grant row, or revoked before.
+	case err != nil:
 		return err
+	case userID != "":
+		if _, err := t.exec(ctx, `DELETE FROM consents WHERE user_id = ? AND client_id = ? AND business_id = ?`,
+			userID, clientID, businessID); err != nil {
+			return err
+		}
 	}
 	if _, err := t.exec(ctx, `DELETE FROM refresh_tokens WHERE grant_id = ?`, id); err != nil {
 		return err

@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"RevokeGrant", testRevokeGrant},
 		{"CreateRevokedGrant", testCreateRevokedGrant},
 		{"Consents", testConsents},
+		{"RevokeGrantForgetsConsent", testRevokeGrantForgetsConsent},
 		{"Keys", testKeys},
 		{"RotateKeys", testRotateKeys},
 		{"Users", testUsers},
@@ -1085,6 +1086,46 @@ func testConsents(t *testing.T, s tokenstore.Store) {
 	_, err = s.GetConsent(ctx, "u1", "c2", "biz1")
 	wantErr(t, "GetConsent", err, tokenstore.ErrNotFound)
 	check(t, "DeleteConsents of nothing", s.DeleteConsents(ctx, "nobody", "c1"))
+}
+
+// testRevokeGrantForgetsConsent: revoking a live grant forgets the consent
+// of its user to its client for its business, in the same commit, and no
+// other; revoking it again does not forget a consent given since.
+func testRevokeGrantForgetsConsent(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g1", "c1", "u1", at(0)), sampleRefresh("rt1", "g1", time.Hour)))
+	cc := sampleGrant("cc", "c1", "", at(0)) // client credentials: no user, no consent
+	check(t, "CreateGrant", s.CreateGrant(ctx, cc, nil))
+	for _, k := range [][3]string{{"u1", "c1", "biz1"}, {"u1", "c1", "biz2"}, {"u1", "c2", "biz1"}, {"u2", "c1", "biz1"}, {"", "c1", "biz1"}} {
+		check(t, "SaveConsent", s.SaveConsent(ctx, &tokenstore.Consent{UserID: k[0], ClientID: k[1], BusinessID: k[2], Scopes: []string{"read:invoices"}}))
+	}
+	check(t, "RevokeGrant", s.RevokeGrant(ctx, "g1", at(time.Hour)))
+	check(t, "RevokeGrant of a client-credentials grant", s.RevokeGrant(ctx, "cc", at(time.Hour)))
+	for _, tc := range []struct {
+		user, client, business string
+		want                   error
+	}{
+		{"u1", "c1", "biz1", tokenstore.ErrNotFound},
+		{"u1", "c1", "biz2", nil},
+		{"u1", "c2", "biz1", nil},
+		{"u2", "c1", "biz1", nil},
+		{"", "c1", "biz1", nil},
+	} {
+		_, err := s.GetConsent(ctx, tc.user, tc.client, tc.business)
+		wantErr(t, fmt.Sprintf("GetConsent(%s, %s, %s) after RevokeGrant(g1)", tc.user, tc.client, tc.business), err, tc.want)
+	}
+
+	// A consent given after the grant ended belongs to the next grant.
+	check(t, "SaveConsent again", s.SaveConsent(ctx, &tokenstore.Consent{UserID: "u1", ClientID: "c1", BusinessID: "biz1", Scopes: []string{"read:invoices"}}))
+	check(t, "RevokeGrant again", s.RevokeGrant(ctx, "g1", at(time.Hour)))
+	_, err := s.GetConsent(ctx, "u1", "c1", "biz1")
+	check(t, "GetConsent after revoking a revoked grant", err)
+
+	// The next grant, once revoked, forgets it in turn.
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g2", "c1", "u1", at(0)), nil))
+	check(t, "RevokeGrant", s.RevokeGrant(ctx, "g2", at(time.Hour)))
+	_, err = s.GetConsent(ctx, "u1", "c1", "biz1")
+	wantErr(t, "GetConsent after revoking the next grant", err, tokenstore.ErrNotFound)
 }
 
 func testKeys(t *testing.T, s tokenstore.Store) {
