@@ -217,6 +217,17 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 		t.Error("the newest refresh token of a revoked grant still works")
 	}
 
+	// The replay ended the grant and with it the consent: the same request
+	// shows the consent page again, and the user allows again.
+	p = ua.get(conf.AuthCodeURL("asked", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if p.StatusCode != http.StatusSeeOther || p.Location == nil || p.Location.Path != "/oauth/consent" {
+		t.Fatalf("after the grant was revoked: %d %v, want the consent page", p.StatusCode, p.Location)
+	}
+	p = ua.submit(ua.get(p.Location.String()), url.Values{"decision": {"allow"}, "business_id": {"biz_globex"}})
+	if p.StatusCode != http.StatusSeeOther || p.Location == nil || !strings.HasPrefix(p.Location.String(), "http://127.0.0.1/callback?") {
+		t.Fatalf("allow again: %d %v", p.StatusCode, p.Location)
+	}
+
 	// The consent is remembered: the same request goes straight back with a
 	// code for the business chosen before.
 	verifier = oauth2.GenerateVerifier()
