@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
@@ -338,12 +340,25 @@ func (s *Server) stillAdministers(ctx context.Context, g *tokenstore.Grant) *Err
 	if g.UserID == "" || g.BusinessID == "" {
 		return nil
 	}
-	bs, err := s.store.Memberships(ctx, g.UserID)
-	if err != nil {
-		return s.storeError("loading memberships", err)
-	}
-	if slices.ContainsFunc(bs, func(b *tokenstore.Business) bool { return b.ID == g.BusinessID }) {
-		return nil
+	if d, ok := s.identity.(*delegatedIdentity); ok && d.cfg.BusinessesURL != "" {
+		// The platform, not the mirror of its last session, decides; when
+		// it cannot, nothing is granted (fail closed) and nothing spent.
+		ids, err := d.businessesOf(ctx, g.UserID)
+		if err != nil {
+			s.log.Warn("refresh refused: the platform cannot say which businesses the user administers", zap.Error(err))
+			return errUnavailable()
+		}
+		if slices.Contains(ids, g.BusinessID) {
+			return nil
+		}
+	} else {
+		bs, err := s.store.Memberships(ctx, g.UserID)
+		if err != nil {
+			return s.storeError("loading memberships", err)
+		}
+		if slices.ContainsFunc(bs, func(b *tokenstore.Business) bool { return b.ID == g.BusinessID }) {
+			return nil
+		}
 	}
 	if err := s.tokens.RevokeGrant(ctx, g.ID); err != nil {
 		s.logError("revoking grant of a former administrator", err)

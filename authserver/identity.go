@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oauthgate/oauthgate/policies"
@@ -120,18 +121,49 @@ type DelegatedIdentity struct {
 	// ReturnParam names the query parameter of SignInURL that carries the
 	// return address. Default "return_to".
 	ReturnParam string
-	// Timeout bounds each call to SessionURL. Default 5 seconds.
+	// Timeout bounds each call to SessionURL and BusinessesURL. Default 5
+	// seconds.
 	Timeout time.Duration
+	// BusinessesURL, when set, is asked at every refresh whether the user
+	// still administers the grant's business, since a refresh carries no
+	// browser cookies for SessionURL: GET BusinessesURL?user_id=<id>,
+	// answered with 200 and {"businesses": [{"id": "biz_1", ...}]}, or 404
+	// when the platform has no such user (no businesses). Any other answer,
+	// or none within Timeout, refuses the refresh with 503
+	// temporarily_unavailable (nothing is spent; the client retries):
+	// granting while the platform cannot say would let a withdrawn
+	// business go on being used. Empty: the businesses mirrored at the
+	// user's last visit to /authorize are trusted.
+	BusinessesURL string
+	// BusinessesCache is how long an answer of BusinessesURL is reused
+	// for a user. Default 30 seconds; negative: never reused.
+	BusinessesCache time.Duration
 }
+
+// businessesCacheMax bounds the users whose businesses are cached.
+const businessesCacheMax = 10000
 
 type delegatedIdentity struct {
 	s      *Server
 	cfg    DelegatedIdentity
 	client *http.Client
+
+	mu    sync.Mutex
+	cache map[string]platformBusinesses // by user id
+}
+
+// platformBusinesses is an answer of BusinessesURL.
+type platformBusinesses struct {
+	ids   []string
+	until time.Time
 }
 
 func newDelegatedIdentity(s *Server, cfg DelegatedIdentity) (*delegatedIdentity, error) {
-	for name, raw := range map[string]string{"session_url": cfg.SessionURL, "sign_in_url": cfg.SignInURL} {
+	urls := map[string]string{"session_url": cfg.SessionURL, "sign_in_url": cfg.SignInURL}
+	if cfg.BusinessesURL != "" {
+		urls["businesses_url"] = cfg.BusinessesURL
+	}
+	for name, raw := range urls {
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, fmt.Errorf("delegated identity: %s %q must be an absolute http(s) URL", name, raw)
@@ -142,6 +174,9 @@ func newDelegatedIdentity(s *Server, cfg DelegatedIdentity) (*delegatedIdentity,
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.BusinessesCache == 0 {
+		cfg.BusinessesCache = 30 * time.Second
 	}
 	return &delegatedIdentity{s: s, cfg: cfg, client: &http.Client{
 		Timeout: cfg.Timeout,
@@ -306,6 +341,69 @@ func (d *delegatedIdentity) mirror(ctx context.Context, ps *platformSession) err
 		}
 	}
 	return st.SetMemberships(ctx, ps.ID, ids)
+}
+
+// businessesOf asks BusinessesURL which businesses the user administers,
+// or answers from the cache. An error matches errIdentityUnavailable and
+// carries no URL (it may hold a credential).
+func (d *delegatedIdentity) businessesOf(ctx context.Context, userID string) ([]string, error) {
+	now := d.s.now()
+	d.mu.Lock()
+	e, ok := d.cache[userID]
+	d.mu.Unlock()
+	if ok && now.Before(e.until) {
+		return e.ids, nil
+	}
+	u, err := url.Parse(d.cfg.BusinessesURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: businesses_url does not parse", errIdentityUnavailable)
+	}
+	q := u.Query()
+	q.Set("user_id", userID)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errIdentityUnavailable, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := d.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%w: asking businesses_url: %v", errIdentityUnavailable, err)
+	}
+	defer resp.Body.Close()
+	var ids []string
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		// No such user at the platform: no businesses.
+	case http.StatusOK:
+		var body struct {
+			Businesses []BusinessSpec `json:"businesses"`
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
+			return nil, fmt.Errorf("%w: decoding businesses: %v", errIdentityUnavailable, err)
+		}
+		for _, b := range body.Businesses {
+			if !policies.ValidBusinessID(b.ID) {
+				return nil, fmt.Errorf("%w: businesses: business id %q is not valid", errIdentityUnavailable, b.ID)
+			}
+			ids = append(ids, b.ID)
+		}
+	default:
+		return nil, fmt.Errorf("%w: businesses_url answered %d", errIdentityUnavailable, resp.StatusCode)
+	}
+	if d.cfg.BusinessesCache > 0 {
+		d.mu.Lock()
+		if d.cache == nil || len(d.cache) >= businessesCacheMax {
+			d.cache = make(map[string]platformBusinesses)
+		}
+		d.cache[userID] = platformBusinesses{ids: ids, until: now.Add(d.cfg.BusinessesCache)}
+		d.mu.Unlock()
+	}
+	return ids, nil
 }
 
 // signInURL appends the absolute OAuth URL to the platform's sign-in page,

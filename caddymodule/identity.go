@@ -29,8 +29,18 @@ type IdentityConfig struct {
 	SignInURL string `json:"sign_in_url,omitempty"`
 	// ReturnParam names that parameter. Default "return_to".
 	ReturnParam string `json:"return_param,omitempty"`
-	// Timeout bounds each call to SessionURL. Default 5s.
+	// Timeout bounds each call to SessionURL and BusinessesURL. Default 5s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// BusinessesURL is asked at every refresh which businesses the user
+	// still administers (delegated): GET <url>?user_id=<id>, answered
+	// with {"businesses": [{"id", "name"}]} or 404. When it fails, the
+	// refresh is refused with 503 temporarily_unavailable. Placeholders
+	// such as {env.PLATFORM_BUSINESSES_URL} are replaced. Default: none
+	// (the businesses seen at the user's last visit to /authorize hold).
+	BusinessesURL string `json:"businesses_url,omitempty"`
+	// BusinessesCache is how long an answer of BusinessesURL is reused
+	// per user. Default 30s; negative: not reused.
+	BusinessesCache caddy.Duration `json:"businesses_cache,omitempty"`
 }
 
 // StaticUser is a user of the built-in directory declared in the
@@ -83,6 +93,9 @@ func (a *App) delegatedIdentity(repl *caddy.Replacer) (*authserver.DelegatedIden
 		SignInURL:   repl.ReplaceKnown(ic.SignInURL, ""),
 		ReturnParam: ic.ReturnParam,
 		Timeout:     time.Duration(ic.Timeout),
+
+		BusinessesURL:   repl.ReplaceKnown(ic.BusinessesURL, ""),
+		BusinessesCache: time.Duration(ic.BusinessesCache),
 	}
 	if d.SessionURL == "" || d.SignInURL == "" {
 		return nil, errors.New("identity delegated: session_url and sign_in_url are required")
@@ -134,6 +147,8 @@ func syncUsers(ctx context.Context, srv *authserver.Server, specs []authserver.U
 //		sign_in_url <url>
 //		return_param <name>
 //		timeout <duration>
+//		businesses_url <url>
+//		businesses_cache <duration>
 //	}
 func parseIdentity(d *caddyfile.Dispenser) (*IdentityConfig, error) {
 	if !d.NextArg() {
@@ -168,6 +183,14 @@ func parseIdentity(d *caddyfile.Dispenser) (*IdentityConfig, error) {
 				return nil, d.Errf("timeout %q: want a positive duration", v)
 			}
 			ic.Timeout = caddy.Duration(dur)
+		case "businesses_url":
+			ic.BusinessesURL = v
+		case "businesses_cache":
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return nil, d.Errf("businesses_cache %q: want a duration", v)
+			}
+			ic.BusinessesCache = caddy.Duration(dur)
 		default:
 			return nil, d.Errf("unrecognized identity option %q", opt)
 		}

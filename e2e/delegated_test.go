@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -22,6 +23,11 @@ import (
 type platform struct {
 	*httptest.Server
 	down atomic.Bool // the session endpoint fails
+	// bizDown makes the businesses endpoint fail; withdrawn is a business
+	// the platform no longer grants Alice there.
+	bizDown   atomic.Bool
+	withdrawn atomic.Value
+	bizAsked  atomic.Int64
 	sid  atomic.Bool // the session endpoint names the sign-in (sid)
 	mu   sync.Mutex
 	// sessions are the platform's live sign-ins, by cookie value; each
@@ -86,6 +92,25 @@ func newPlatform(t *testing.T) *platform {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(ps)
+	})
+	mux.HandleFunc("GET /api/businesses", func(w http.ResponseWriter, r *http.Request) {
+		p.bizAsked.Add(1)
+		if p.bizDown.Load() {
+			http.Error(w, "database is down", http.StatusInternalServerError)
+			return
+		}
+		if r.URL.Query().Get("user_id") != "plat_alice" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		var bs []map[string]string
+		for _, b := range []map[string]string{{"id": "biz_alpha", "name": "Alpha Ltd"}, {"id": "biz_beta", "name": "Beta GmbH"}} {
+			if w, _ := p.withdrawn.Load().(string); w != b["id"] {
+				bs = append(bs, b)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"businesses": bs})
 	})
 	p.Server = httptest.NewServer(mux)
 	t.Cleanup(p.Close)
@@ -280,5 +305,96 @@ func TestDelegatedConsentBoundToSignIn(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDelegatedRefreshAsksPlatform is issue 9 item 16: with businesses_url
+// set, every refresh asks the platform (server to server, cached 1s here)
+// whether the user still administers the grant's business. A business
+// the platform withdrew stops refreshing within the cache time and the
+// grant is revoked; while the platform cannot answer, refreshes are 503
+// temporarily_unavailable and spend nothing.
+func TestDelegatedRefreshAsksPlatform(t *testing.T) {
+	plat := newPlatform(t)
+	n := startNode(t, nodeOptions{Caddyfile: "e2e/testdata/delegated.Caddyfile", Env: []string{
+		"PLATFORM_SESSION_URL=" + plat.URL + "/api/session",
+		"PLATFORM_SIGN_IN_URL=" + plat.URL + "/sign-in",
+		"PLATFORM_BUSINESSES_URL=" + plat.URL + "/api/businesses",
+	}})
+	c := n.registerClient(map[string]any{"name": "Partner App", "scopes": []string{"read:invoices"},
+		"redirect_uris": []string{"http://127.0.0.1/cb"}})
+	conf := oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: "http://127.0.0.1/cb",
+		Scopes: []string{"read:invoices"}, Endpoint: oauth2.Endpoint{AuthURL: n.URL + "/oauth/authorize", TokenURL: n.URL + "/oauth/token"}}
+	verifier := oauth2.GenerateVerifier()
+	ua := newUserAgent(t)
+	p := ua.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	p = ua.get(p.Location.String()) // the platform signs Alice in
+	p = ua.get(p.Location.String()) // authorize: to consent
+	p = ua.submit(ua.get(p.Location.String()), url.Values{"decision": {"allow"}, "business_id": {"biz_beta"}})
+	tok, err := conf.Exchange(ctx(t), codeFrom(t, p.Location, "st", n.URL), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refresh := func(rt string) (int, map[string]any) {
+		t.Helper()
+		resp, err := fast.PostForm(n.URL+"/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt},
+			"client_id": {c.ClientID}, "client_secret": {c.ClientSecret}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	asked := plat.bizAsked.Load()
+	st, body := refresh(tok.RefreshToken)
+	if st != http.StatusOK || plat.bizAsked.Load() == asked {
+		t.Fatalf("refresh while the platform grants the business: %d %v (platform asked: %v)", st, body, plat.bizAsked.Load() > asked)
+	}
+	rt := body["refresh_token"].(string)
+
+	// The platform cannot answer: refused, 503, nothing spent.
+	plat.bizDown.Store(true)
+	time.Sleep(1100 * time.Millisecond) // past the cache
+	if st, body := refresh(rt); st != http.StatusServiceUnavailable || body["error"] != "temporarily_unavailable" {
+		t.Errorf("refresh while the platform is down: %d %v, want 503 temporarily_unavailable", st, body)
+	}
+	plat.bizDown.Store(false)
+	st, body = refresh(rt)
+	if st != http.StatusOK {
+		t.Fatalf("the same refresh once the platform is back: %d %v", st, body)
+	}
+	rt, access := body["refresh_token"].(string), body["access_token"].(string)
+
+	// The platform withdraws the business: the refresh fails within the
+	// cache time and the grant, with its access tokens, is revoked.
+	plat.withdrawn.Store("biz_beta")
+	withdrawn := time.Now()
+	var took time.Duration
+	for {
+		st, body = refresh(rt)
+		if st != http.StatusOK {
+			took = time.Since(withdrawn)
+			break
+		}
+		if time.Since(withdrawn) > 5*time.Second {
+			t.Fatal("refreshes go on working 5s after the platform withdrew the business")
+		}
+		rt = body["refresh_token"].(string)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Errorf("refresh after the withdrawal: %d %v, want 400 invalid_grant", st, body)
+	}
+	if took > 1500*time.Millisecond {
+		t.Errorf("the withdrawn business refreshed for %v, past the 1s cache", took)
+	}
+	t.Logf("a business the platform withdrew stopped refreshing %v later (businesses_cache 1s)", took.Round(time.Millisecond))
+	if _, ok := waitUntil(2*time.Second, func() bool {
+		resp, _ := get(t, "GET", n.URL+"/api/v1/accounting/invoices", access, "biz_beta")
+		return resp.StatusCode == http.StatusUnauthorized
+	}); !ok {
+		t.Error("the grant's access token still works after the refresh found the business withdrawn")
 	}
 }
