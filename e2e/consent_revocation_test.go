@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -12,7 +13,7 @@ import (
 // TestConsentEndsWithTheGrant: a remembered consent lasts as long as the
 // grant it produced. Whichever way the grant ends — the app revoking its
 // access or refresh token (RFC 7009), an operator revoking the grant on the
-// admin API, a replayed refresh token — the next interactive authorization
+// admin API, a replayed refresh token or code — the next interactive authorization
 // request shows the consent page again and prompt=none answers
 // consent_required. Allowing again is remembered again. A first-party client
 // skips consent regardless.
@@ -136,6 +137,25 @@ func TestConsentEndsWithTheGrant(t *testing.T) {
 		}
 		// tok.RefreshToken is spent: presenting it again revokes the grant.
 		ended(t, f, tok, "replaying a spent refresh token")
+	})
+	t.Run("code replayed", func(t *testing.T) {
+		f := newFlow(t, "Code Replayed", false)
+		verifier := oauth2.GenerateVerifier()
+		cb := ua.authorize(authURL(f, "first", verifier, false), "biz_acme")
+		code := codeFrom(t, cb, "first", n.URL)
+		tok, err := f.conf.Exchange(ctx(t), code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatalf("exchange: %v", err)
+		}
+		remembered(t, f, "before the replay")
+		// Past the leeway within which an identical exchange counts as a
+		// racing duplicate (authserver codeRaceLeeway), it is a replay.
+		time.Sleep(time.Second)
+		if st, body := postForm(t, n, "/oauth/token", f.c, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+			"redirect_uri": {redirect}, "code_verifier": {verifier}}); st != 400 || decodeError(t, body).Error != "invalid_grant" {
+			t.Fatalf("replayed code: %d %s", st, body)
+		}
+		ended(t, f, tok, "replaying a spent code")
 	})
 	t.Run("first-party client skips consent regardless", func(t *testing.T) {
 		f := newFlow(t, "First Party", true)
