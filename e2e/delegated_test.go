@@ -350,7 +350,7 @@ func TestDelegatedRefreshAsksPlatform(t *testing.T) {
 	asked := plat.bizAsked.Load()
 	st, body := refresh(tok.RefreshToken)
 	if st != http.StatusOK || plat.bizAsked.Load() == asked {
-		t.Fatalf("refresh while the platform grants the business: %d %v (platform asked: %v)", st, body, plat.bizAsked.Load() > asked)
+		t.Fatalf("refresh while the platform grants the business: %d %v (platform asked: %v)", st, body["error"], plat.bizAsked.Load() > asked)
 	}
 	rt := body["refresh_token"].(string)
 
