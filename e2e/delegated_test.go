@@ -28,8 +28,8 @@ type platform struct {
 	bizDown   atomic.Bool
 	withdrawn atomic.Value
 	bizAsked  atomic.Int64
-	sid  atomic.Bool // the session endpoint names the sign-in (sid)
-	mu   sync.Mutex
+	sid       atomic.Bool // the session endpoint names the sign-in (sid)
+	mu        sync.Mutex
 	// sessions are the platform's live sign-ins, by cookie value; each
 	// sign-in makes a new one.
 	sessions map[string]bool
