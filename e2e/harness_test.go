@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -74,15 +75,43 @@ type nodeOptions struct {
 	Port int
 }
 
-// freePort asks the kernel for a free loopback port.
+// Ports handed out by freePort come from below the kernel's ephemeral range
+// (32768–60999 by default): a port the kernel picked for a listener of ours
+// is just as likely to be picked next as the local port of one of the many
+// outgoing connections the tests make, and Caddy's listen then fails with
+// "address already in use".
+const (
+	freePortLow  = 20000
+	freePortHigh = 32000
+)
+
+var (
+	freePortMu   sync.Mutex
+	freePortUsed = map[int]bool{}
+)
+
+// freePort returns a port nobody listens on, on any address, that no other
+// call in this test process has returned.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freePortMu.Lock()
+	defer freePortMu.Unlock()
+	for range 1000 {
+		p := freePortLow + rand.IntN(freePortHigh-freePortLow)
+		if freePortUsed[p] {
+			continue
+		}
+		// Caddy binds the wildcard address: check that one.
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		freePortUsed[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port found")
+	return 0
 }
 
 // startNode starts Caddy on the given Caddyfile with every address moved to
