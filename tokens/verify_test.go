@@ -137,9 +137,15 @@ func TestVerifyRejects(t *testing.T) {
 	pubJWK, _ := jwk.FromRaw(active.priv.Public())
 	pubJWKJSON, _ := json.Marshal(pubJWK) // as an attacker would copy it from the JWKS
 
-	sig := []byte(parts[2])
+	// Flip a bit of the signature itself, not of its encoding: flipping a
+	// character can leave the base64url alphabet ('A' becomes '@'), which
+	// is refused as malformed before the signature is checked.
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatal(err)
+	}
 	sig[len(sig)/2] ^= 0x01
-	tamperedSig := parts[0] + "." + parts[1] + "." + string(sig)
+	tamperedSig := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
 
 	tests := []struct {
 		name   string
