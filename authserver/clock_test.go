@@ -1,27 +1,9 @@
 package authserver
 
-import (
-	"sync"
-	"time"
-)
+import "github.com/oauthgate/oauthgate/internal/clocktest"
 
-// fakeClock is a settable clock, shared by a test's Server and token
-// service so lifetimes can be crossed without sleeping.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock is shared by a test's Server and token service so lifetimes can
+// be crossed without sleeping.
+type fakeClock = clocktest.Clock
 
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Now().Truncate(time.Second)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newFakeClock() *fakeClock { return clocktest.New() }
