@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oauthgate/oauthgate/bearer"
 	"github.com/oauthgate/oauthgate/policies"
 	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
@@ -165,7 +166,7 @@ func (s *Server) adminStoreError(w http.ResponseWriter, op string, err error) {
 	case errors.Is(err, tokenstore.ErrConflict):
 		adminError(w, http.StatusConflict, op+": already exists")
 	case errors.Is(err, tokenstore.ErrUnavailable):
-		w.Header().Set("Retry-After", retryAfterSeconds)
+		w.Header().Set("Retry-After", bearer.RetryAfter)
 		adminError(w, http.StatusServiceUnavailable, op+": store unavailable")
 	default:
 		s.logError(op, err)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/oauthgate/oauthgate/bearer"
 	"github.com/oauthgate/oauthgate/internal/oautherr"
 )
 
@@ -38,10 +39,6 @@ func errServer() *Error { return oautherr.ServerError }
 
 func errUnavailable() *Error { return oautherr.TemporarilyUnavailable }
 
-// retryAfterSeconds is sent with every 503 so clients back off instead of
-// hammering a node whose database is down.
-const retryAfterSeconds = "5"
-
 // writeError writes e as the JSON body RFC 6749 §5.2 prescribes.
 func writeError(w http.ResponseWriter, e *Error) {
 	h := w.Header()
@@ -52,7 +49,7 @@ func writeError(w http.ResponseWriter, e *Error) {
 	case e.RetryAfter > 0:
 		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	case e.Status == http.StatusServiceUnavailable:
-		h.Set("Retry-After", retryAfterSeconds)
+		h.Set("Retry-After", bearer.RetryAfter)
 	}
 	writeJSON(w, e.Status, e)
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oauthgate/oauthgate/bearer"
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
 
@@ -367,7 +368,7 @@ func TestTokenStoreFailures(t *testing.T) {
 		if resp.Code != tc.status || resp.errorCode() != tc.code {
 			t.Fatalf("%v: %d %v", tc.err, resp.Code, resp.body)
 		}
-		if (tc.status == 503) != (resp.Header().Get("Retry-After") == retryAfterSeconds) {
+		if (tc.status == 503) != (resp.Header().Get("Retry-After") == bearer.RetryAfter) {
 			t.Errorf("%v: Retry-After %q", tc.err, resp.Header().Get("Retry-After"))
 		}
 		if strings.Contains(resp.Body.String(), "fire") {
