@@ -11,8 +11,9 @@ import (
 	"strings"
 )
 
-// RetryAfter is the Retry-After value, in seconds, of every 503 answer to
-// a bearer request.
+// RetryAfter is the Retry-After value, in seconds, of every 503 answer, at
+// the gateway and at the authorization server's endpoints, so clients back
+// off instead of hammering a node whose database is down.
 const RetryAfter = "5"
 
 // Token extracts the RFC 6750 §2.1 credential from the Authorization
@@ -67,26 +68,27 @@ func (c Challenge) String() string {
 	b.WriteString(c.Realm)
 	b.WriteByte('"')
 	if c.Error != "" {
-		b.WriteString(`, error="`)
-		b.WriteString(c.Error)
-		b.WriteByte('"')
+		param(&b, "error", c.Error)
 		if c.Description != "" {
-			b.WriteString(`, error_description="`)
-			b.WriteString(c.Description)
-			b.WriteByte('"')
+			param(&b, "error_description", c.Description)
 		}
 	}
 	if c.Scope != "" {
-		b.WriteString(`, scope="`)
-		b.WriteString(c.Scope)
-		b.WriteByte('"')
+		param(&b, "scope", c.Scope)
 	}
 	if c.ResourceMetadata != "" {
-		b.WriteString(`, resource_metadata="`)
-		b.WriteString(c.ResourceMetadata)
-		b.WriteByte('"')
+		param(&b, "resource_metadata", c.ResourceMetadata)
 	}
 	return b.String()
+}
+
+// param appends `, name="value"` to a challenge.
+func param(b *strings.Builder, name, value string) {
+	b.WriteString(", ")
+	b.WriteString(name)
+	b.WriteString(`="`)
+	b.WriteString(value)
+	b.WriteByte('"')
 }
 
 // ValidRealm reports whether realm can be quoted in a challenge as is.
