@@ -10,128 +10,33 @@
 // skipping it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { request } from 'node:http';
+import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { repoRoot, startCaddy, adminRequest, launchBrowser, stopAll } from './harness.mjs';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const inCI = process.env.CI === 'true';
 const shotDir = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(repoRoot, 'docs', 'img') : tmpdir();
 
 const user = { email: 'ada@example.com', password: 'brand-password-1', name: 'Ada Lovelace' };
 
-let work, bin, browser, browserError;
-const running = [];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
+let browser;
 
 // startExample runs one example Caddyfile on free ports with a fresh store.
-async function startExample(name) {
-  const data = path.join(work, name);
-  const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
-  const admin = `http://127.0.0.1:${await freePort()}`;
-  const env = {
-    ...process.env,
-    XDG_DATA_HOME: data,
-    XDG_CONFIG_HOME: data,
-    OAUTHGATE_HTTP: `:${port}`,
-    OAUTHGATE_ISSUER: issuer,
-    OAUTHGATE_ADMIN: admin.replace('http://', ''),
-    DEMO_ACCOUNTING: `127.0.0.1:${await freePort()}`,
-    DEMO_CRM: `127.0.0.1:${await freePort()}`,
-  };
-  const proc = spawn(bin, ['run', '--config', path.join(repoRoot, 'examples', name, 'Caddyfile'), '--adapter', 'caddyfile'],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const ex = { proc, issuer, admin, log: '' };
-  proc.stdout.on('data', (b) => { ex.log += b; });
-  proc.stderr.on('data', (b) => { ex.log += b; });
-  running.push(ex);
-  const end = Date.now() + 60_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`caddy exited early (${proc.exitCode}):\n${ex.log}`);
-    try {
-      const r = await fetch(`${issuer}/.well-known/openid-configuration`);
-      if (r.ok) {
-        ex.metadata = await r.json();
-        break;
-      }
-    } catch { /* not listening yet */ }
-    if (Date.now() > end) throw new Error(`caddy did not become ready:\n${ex.log}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return ex;
+function startExample(name) {
+  return startCaddy({ caddyfile: path.join('examples', name, 'Caddyfile') });
 }
 
-// adminPost calls the admin API with node:http: fetch adds Sec-Fetch
-// headers, which Caddy's admin endpoint refuses as a browser's request.
-function adminPost(ex, p, body) {
-  const u = new URL(p, ex.admin);
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
-      let text = '';
-      res.on('data', (c) => { text += c; });
-      res.on('end', () => {
-        try {
-          assert.equal(res.statusCode, 201, text);
-          resolve(JSON.parse(text));
-        } catch (err) { reject(err); }
-      });
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
+async function adminPost(node, p, body) {
+  const r = await adminRequest(node, 'POST', p, body);
+  assert.equal(r.status, 201, r.text);
+  return r.json;
 }
 
 before(async () => {
-  work = mkdtempSync(path.join(tmpdir(), 'oauthgate-brand-'));
-  bin = process.env.CADDY_BIN;
-  if (!bin) {
-    bin = path.join(work, 'bin', 'caddy');
-    execFileSync('go', ['build', '-o', bin, './cmd/caddy'], { cwd: repoRoot, stdio: 'inherit' });
-  }
-  try {
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-  } catch (err) {
-    browserError = err;
-    if (inCI) throw new Error(`Chromium (${chromiumPath}) did not start, and CI=true: ${err.message}`);
-  }
+  browser = await launchBrowser();
 });
 
-after(async () => {
-  await browser?.close();
-  for (const ex of running) {
-    if (ex.proc.exitCode === null) {
-      ex.proc.kill('SIGTERM');
-      await new Promise((r) => ex.proc.once('exit', r));
-    }
-    if (/panic:/.test(ex.log)) console.error(ex.log);
-  }
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+after(stopAll);
 
 // The rendered colours as the browser computes them.
 async function colours(locator) {
@@ -164,7 +69,7 @@ for (const ex of [
 ]) {
   test(`${ex.brand}: sign-in, consent and sign-out pages show the platform`, async (t) => {
     if (!browser) {
-      t.skip(`no browser: ${browserError?.message}`);
+      t.skip("no browser could start");
       return;
     }
     const node = await startExample(ex.dir);

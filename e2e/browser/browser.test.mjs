@@ -16,113 +16,24 @@
 // skipping it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { request } from 'node:http';
+import { mkdirSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const inCI = process.env.CI === 'true';
+import { repoRoot, startCaddy, createClient, launchBrowser, newPage, stopAll } from './harness.mjs';
 
 const demoUser = { email: 'demo@example.com', password: 'demo-password' };
 const demoClient = { id: 'demo-app', secret: 'demo-app-secret' };
 
-let work, caddy, caddyLog = '', issuer, admin, browser, browserError;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitReady(url, deadlineMs) {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    if (caddy.exitCode !== null) {
-      throw new Error(`caddy exited early (${caddy.exitCode}):\n${caddyLog}`);
-    }
-    try {
-      const r = await fetch(url);
-      if (r.ok) return;
-    } catch { /* not listening yet */ }
-    if (Date.now() > end) throw new Error(`caddy did not become ready:\n${caddyLog}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+let node, issuer;
 
 before(async () => {
-  work = mkdtempSync(path.join(tmpdir(), 'oauthgate-browser-'));
-  let bin = process.env.CADDY_BIN;
-  if (!bin) {
-    bin = path.join(work, 'bin', 'caddy');
-    execFileSync('go', ['build', '-o', bin, './cmd/caddy'], { cwd: repoRoot, stdio: 'inherit' });
-  }
-  // Caddy's data directory (the SQLite store) is fresh for every run.
-  const data = path.join(work, 'data');
-  const port = await freePort();
-  issuer = `http://127.0.0.1:${port}`;
-  const env = {
-    ...process.env,
-    XDG_DATA_HOME: data,
-    XDG_CONFIG_HOME: data,
-    OAUTHGATE_HTTP: `:${port}`,
-    OAUTHGATE_ISSUER: issuer,
-    OAUTHGATE_ADMIN: (admin = `127.0.0.1:${await freePort()}`),
-    DEMO_ACCOUNTING: `127.0.0.1:${await freePort()}`,
-    DEMO_CRM: `127.0.0.1:${await freePort()}`,
-  };
-  caddy = spawn(bin, ['run', '--config', path.join(repoRoot, 'Caddyfile'), '--adapter', 'caddyfile'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  caddy.stdout.on('data', (b) => { caddyLog += b; });
-  caddy.stderr.on('data', (b) => { caddyLog += b; });
-  await waitReady(`${issuer}/.well-known/oauth-authorization-server`, 60_000);
-
-  try {
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-  } catch (err) {
-    browserError = err;
-    if (inCI) throw new Error(`Chromium (${chromiumPath}) did not start, and CI=true: ${err.message}`);
-  }
+  node = await startCaddy({ readyPath: '/.well-known/oauth-authorization-server' });
+  issuer = node.issuer;
+  await launchBrowser();
 });
 
-after(async () => {
-  await browser?.close();
-  if (caddy && caddy.exitCode === null) {
-    caddy.kill('SIGTERM');
-    await new Promise((r) => caddy.once('exit', r));
-  }
-  if (/panic:/.test(caddyLog)) console.error(caddyLog);
-  if (work) rmSync(work, { recursive: true, force: true });
-});
-
-// newPage opens a page in a fresh context (no cookies), or skips the test
-// when no browser could start outside CI.
-async function newPage(t) {
-  if (!browser) {
-    t.skip(`no browser: ${browserError?.message}`);
-    return null;
-  }
-  // A fresh context is a fresh profile: no cookies, no cache.
-  const context = await browser.newContext({ viewport: { width: 960, height: 940 }, deviceScaleFactor: 2 });
-  t.after(() => context.close());
-  return context.newPage();
-}
+after(stopAll);
 
 async function signIn(page) {
   assert.match(page.url(), /\/oauth\/sign-in/);
@@ -289,27 +200,11 @@ test('signing out, from the consent page or the end_session_endpoint, means sign
   await page.waitForURL(/\/oauth\/sign-in\?/);
 });
 
-// registerClient calls the admin API with node:http (fetch's Sec-Fetch
-// headers make Caddy's admin endpoint refuse it as a browser's request).
-function registerClient(spec) {
-  const [host, port] = admin.split(':');
-  const data = JSON.stringify(spec);
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: '/oauthgate/clients', method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
-      let text = '';
-      res.on('data', (c) => { text += c; });
-      res.on('end', () => (res.statusCode === 201 ? resolve(JSON.parse(text)) : reject(new Error(`${res.statusCode} ${text}`))));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
 
 test('RP-initiated logout with id_token_hint returns to the app with its state', async (t) => {
   const page = await newPage(t);
   if (!page) return;
-  const app = await registerClient({
+  const app = await createClient(node, {
     name: 'Signout Demo', grant_types: ['authorization_code'], scopes: ['openid', 'read:invoices'],
     redirect_uris: [`${issuer}/demo/callback`], post_logout_redirect_uris: [`${issuer}/demo/`],
   });
