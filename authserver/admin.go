@@ -219,15 +219,13 @@ func (s *Server) checkSpec(c *ClientSpec) error {
 	if slices.Contains(c.GrantTypes, "authorization_code") && len(c.RedirectURIs) == 0 {
 		return fmt.Errorf("authorization_code needs at least one redirect_uri")
 	}
-	for _, u := range c.RedirectURIs {
-		if err := validRedirectURI(u); err != nil {
-			return err
-		}
+	// The operator may register a private-use scheme for any client.
+	rules := RedirectURIRules{PrivateUseSchemes: true, HTTPHosts: s.httpHosts}
+	if err := ValidateRedirectURIs(c.RedirectURIs, rules); err != nil {
+		return err
 	}
-	for _, u := range c.PostLogoutRedirectURIs {
-		if err := validRedirectURI(u); err != nil {
-			return fmt.Errorf("post_logout_redirect_uris: %w", err)
-		}
+	if err := ValidateRedirectURIs(c.PostLogoutRedirectURIs, rules); err != nil {
+		return fmt.Errorf("post_logout_redirect_uris: %w", err)
 	}
 	algs := s.cfg.IDTokenAlgs
 	if len(algs) == 0 {
@@ -245,35 +243,6 @@ func (s *Server) CheckClient(c *tokenstore.Client) error {
 	spec := specOf(c)
 	if err := s.checkSpec(&spec); err != nil {
 		return fmt.Errorf("client %q: %w", c.ID, err)
-	}
-	return nil
-}
-
-// validRedirectURI enforces RFC 6749 §3.1.2 and RFC 9700 §2.1: absolute, no
-// fragment, and https except on loopback; private-use schemes for native
-// apps (RFC 8252 §7.1) must contain a dot.
-func validRedirectURI(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || !u.IsAbs() {
-		return fmt.Errorf("redirect_uri %q must be an absolute URI", raw)
-	}
-	if u.Fragment != "" || strings.Contains(raw, "#") {
-		return fmt.Errorf("redirect_uri %q must not have a fragment", raw)
-	}
-	switch u.Scheme {
-	case "https":
-		if u.Host == "" {
-			return fmt.Errorf("redirect_uri %q has no host", raw)
-		}
-	case "http":
-		h := u.Hostname()
-		if h != "localhost" && h != "127.0.0.1" && h != "::1" {
-			return fmt.Errorf("redirect_uri %q: http is allowed only for loopback hosts", raw)
-		}
-	default:
-		if !strings.Contains(u.Scheme, ".") {
-			return fmt.Errorf("redirect_uri %q: scheme must be https, loopback http, or a reverse-domain private-use scheme", raw)
-		}
 	}
 	return nil
 }

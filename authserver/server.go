@@ -39,6 +39,14 @@ type Config struct {
 	// Scopes is the catalogue clients may be registered for. Empty means
 	// any syntactically valid scope is accepted.
 	Scopes []Scope
+	// ThirdPartyScopes are the scopes a client registered by a third party
+	// (developer portal, dynamic registration) may ask for: catalogue
+	// entries, openid or offline_access. Nil: the whole catalogue with
+	// openid and offline_access.
+	ThirdPartyScopes []string
+	// AllowHTTPRedirectHosts are hosts, besides loopback, whose redirect
+	// URIs may use plain http. Default none.
+	AllowHTTPRedirectHosts []string
 	// ClientIDPrefix and SecretPrefix are prepended to generated client ids
 	// and secrets (e.g. "yion_" and "ysk_").
 	ClientIDPrefix string
@@ -92,7 +100,11 @@ type Server struct {
 	m      *Metrics
 	grants []grantHandler
 	scopes map[string]string
-	paths  endpointPaths
+	// thirdParty is what third parties may register (ThirdPartyScopes);
+	// httpHosts the normalised AllowHTTPRedirectHosts.
+	thirdParty []string
+	httpHosts  []string
+	paths      endpointPaths
 	// issuerPath is the issuer URL's path without a trailing slash.
 	issuerPath string
 	admin      http.Handler
@@ -164,6 +176,9 @@ func New(cfg Config, store Store, ts *tokens.Service) (*Server, error) {
 			return nil, fmt.Errorf("scope %q: not a valid scope token (RFC 6749 §3.3)", sc.Name)
 		}
 		s.scopes[sc.Name] = sc.Description
+	}
+	if err := s.initThirdPartyScopes(); err != nil {
+		return nil, err
 	}
 	s.grants = []grantHandler{
 		clientCredentialsGrant{s},

@@ -72,6 +72,17 @@ type App struct {
 	// with the description the consent screen shows. Empty: any scope.
 	Scopes []ScopeConfig `json:"scopes,omitempty"`
 
+	// ThirdPartyScopes are the scopes an app registered by a third party
+	// (the developer portal, dynamic registration) may ask for: entries of
+	// the catalogue, openid or offline_access. Default: the whole catalogue
+	// with openid and offline_access. Operators' clients are not limited.
+	ThirdPartyScopes []string `json:"third_party_scopes,omitempty"`
+
+	// AllowHTTPRedirect names hosts, besides loopback (127.0.0.1, [::1],
+	// localhost), whose redirect URIs may use plain http, e.g. an internal
+	// staging host. Default: none, https only (RFC 9700 §2.1).
+	AllowHTTPRedirect []string `json:"allow_http_redirect,omitempty"`
+
 	// Clients are declared in the configuration rather than registered
 	// through the admin API. They take precedence over stored clients with
 	// the same id and cannot be edited through the API.
@@ -292,6 +303,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		IDTokenAlgs:                  tokens.IDTokenAlgsFor(a.SigningAlg),
 		BasePath:                     a.BasePath,
 		Scopes:                       scopes,
+		ThirdPartyScopes:             a.ThirdPartyScopes,
+		AllowHTTPRedirectHosts:       a.AllowHTTPRedirect,
 		ClientIDPrefix:               a.ClientIDPrefix,
 		SecretPrefix:                 a.ClientSecretPrefix,
 		CodeTTL:                      time.Duration(a.CodeTTL),

@@ -77,6 +77,8 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 //		client_id_prefix <prefix>
 //		client_secret_prefix <prefix>
 //		scope <name> [<description>]
+//		third_party_scopes <scope...>
+//		allow_http_redirect <host...>
 //		client <id> {
 //			secret <secret>
 //			secret_hash <sha256:hex>
@@ -126,6 +128,10 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 //	}
 //
 // Durations accept Caddy's units, including d for days (e.g. 30d).
+// third_party_scopes limits what apps registered by third parties (the
+// developer portal, dynamic registration) may ask for: catalogue scopes,
+// openid, offline_access (default: all of them). allow_http_redirect names
+// hosts besides loopback whose redirect URIs may use plain http.
 // brand names the platform on the sign-in, consent and error pages; its
 // block (optional) gives a logo or an inline mark and an accent colour.
 // identity
@@ -230,6 +236,16 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.Errf("scope %s: too many arguments; quote the description", s.Name)
 			}
 			app.Scopes = append(app.Scopes, s)
+		case "third_party_scopes", "allow_http_redirect":
+			vals := d.RemainingArgs()
+			if len(vals) == 0 {
+				return nil, d.ArgErr()
+			}
+			if opt == "third_party_scopes" {
+				app.ThirdPartyScopes = append(app.ThirdPartyScopes, vals...)
+			} else {
+				app.AllowHTTPRedirect = append(app.AllowHTTPRedirect, vals...)
+			}
 		case "client":
 			c, err := parseStaticClient(d)
 			if err != nil {
