@@ -438,7 +438,17 @@ func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // then a path pattern, then the scopes a token needs, all of them; none
 // means any valid token, and `public` means no token at all. Patterns are
 // exact (/api/v1/me), a prefix ending in * (/api/v1/invoices*), or contain
-// * as one whole segment (/api/v1/businesses/*/invoices). Identity fields
+// * as one whole segment (/api/v1/businesses/*/invoices).
+//
+// `tenant header` names the business header (default x-business-id).
+// `tenant required` (default) refuses a request without it (400).
+// `tenant inject` lets a token bound to one business (every user token:
+// the business chosen on the consent screen) act for that business when
+// the header is absent, and sets the header for the upstream; a
+// client-credentials token is bound to none and must still name one of
+// its client's businesses, even when the client owns exactly one. A
+// header that is present is checked the same in both modes. `tenant off`
+// checks nothing but the header's form. Identity fields
 // are subject, client_id, scopes, business_id and grant_id. `rejections`
 // (default json) and `method_override` (default delete) are described on
 // Protect; their values are checked when the handler is provisioned.

@@ -55,7 +55,9 @@ type Protect struct {
 
 	// Tenancy is "required" (default: the header must be present),
 	// "inject" (when absent, act for the business the token is bound to and
-	// set the header for the upstream) or "off" (no tenancy check).
+	// set the header for the upstream; a client-credentials token, bound to
+	// none, must still send it, even if its client owns exactly one) or
+	// "off" (no tenancy check).
 	Tenancy string `json:"tenancy,omitempty"`
 
 	// IdentityHeaders maps identity fields to the request headers they are

@@ -48,8 +48,9 @@ func newFake() *fakeVerifier {
 			"user-read":  {Subject: "u1", ClientID: "app", User: true, BusinessID: "b1", Scopes: []string{"read:invoices"}},
 			"user-write": {Subject: "u1", ClientID: "app", User: true, BusinessID: "b1", Scopes: []string{"read:invoices", "write:invoices"}},
 			"client":     {Subject: "app", ClientID: "app", Scopes: []string{"read:invoices"}},
+			"client-one": {Subject: "solo", ClientID: "solo", Scopes: []string{"read:invoices"}},
 		},
-		owns: map[string]bool{"app/b2": true},
+		owns: map[string]bool{"app/b2": true, "app/b3": true, "solo/b4": true},
 	}
 }
 
@@ -111,6 +112,15 @@ func TestDecide(t *testing.T) {
 		{"client token, business not owned", policies.Required, false, request("GET", "/invoices", "client", "X-Business-Id", "b1"), Refuse, ForeignBusiness, "", false},
 		{"inject: bound business is set", policies.Inject, false, request("GET", "/invoices", "user-read"), Allow, 0, "b1", true},
 		{"inject: client token cannot be guessed", policies.Inject, false, request("GET", "/invoices", "client"), Refuse, NoBusiness, "", false},
+		{"inject: client owning exactly one must still name it", policies.Inject, false, request("GET", "/invoices", "client-one"), Refuse, NoBusiness, "", false},
+		{"inject: client token naming its business", policies.Inject, false, request("GET", "/invoices", "client-one", "X-Business-Id", "b4"), Allow, 0, "b4", false},
+		{"inject: client token, business not owned", policies.Inject, false, request("GET", "/invoices", "client-one", "X-Business-Id", "b2"), Refuse, ForeignBusiness, "", false},
+		{"inject: user token naming its business", policies.Inject, false, request("GET", "/invoices", "user-read", "X-Business-Id", "b1"), Allow, 0, "b1", false},
+		{"inject: user token naming another business", policies.Inject, false, request("GET", "/invoices", "user-read", "X-Business-Id", "b2"), Refuse, ForeignBusiness, "", false},
+		{"inject: malformed header is not replaced", policies.Inject, false, request("GET", "/invoices", "user-read", "X-Business-Id", "b 1"), Refuse, BadBusiness, "", false},
+		{"inject: repeated header is not replaced", policies.Inject, false, request("GET", "/invoices", "user-read", "X-Business-Id", "b1", "X-Business-Id", "b1"), Refuse, BadBusiness, "", false},
+		{"inject: empty header is absent", policies.Inject, false, request("GET", "/invoices", "user-read", "X-Business-Id", ""), Allow, 0, "b1", true},
+		{"inject: scope still checked first", policies.Inject, false, request("POST", "/invoices", "user-read"), Refuse, InsufficientScope, "", false},
 		{"off: no header", policies.Off, false, request("GET", "/invoices", "client"), Allow, 0, "", false},
 		{"off: header passed on", policies.Off, false, request("GET", "/invoices", "client", "X-Business-Id", "b9"), Allow, 0, "b9", false},
 
@@ -178,14 +188,32 @@ func TestReasonTable(t *testing.T) {
 }
 
 func TestDecideAllocations(t *testing.T) {
-	g := guard(t, policies.Required, false)
 	v := newFake()
-	r := request("GET", "/invoices/1", "client", "X-Business-Id", "b2")
-	if n := testing.AllocsPerRun(100, func() {
-		if d := g.Decide(r, v); d.Verdict != Allow {
-			t.Fatal(d.Reason)
+	for _, tc := range []struct {
+		name string
+		mode policies.TenancyMode
+		r    *http.Request
+	}{
+		{"client token naming its business", policies.Required, request("GET", "/invoices/1", "client", "X-Business-Id", "b2")},
+		{"inject: bound token without the header", policies.Inject, request("GET", "/invoices/1", "user-read")},
+	} {
+		g := guard(t, tc.mode, false)
+		if n := testing.AllocsPerRun(100, func() {
+			if d := g.Decide(tc.r, v); d.Verdict != Allow {
+				t.Fatal(d.Reason)
+			}
+		}); n != 0 {
+			t.Errorf("%s: Decide allocates %v times per request", tc.name, n)
 		}
-	}); n != 0 {
-		t.Errorf("Decide allocates %v times per request", n)
+	}
+}
+
+// Under inject, a client token without the header is refused without
+// asking who owns what, even when its client owns exactly one business.
+func TestDecideInjectClientLooksNothingUp(t *testing.T) {
+	v := newFake()
+	d := guard(t, policies.Inject, false).Decide(request("GET", "/invoices", "client-one"), v)
+	if d.Verdict != Refuse || d.Reason != NoBusiness || v.lookups != 0 {
+		t.Errorf("inject, client token, no header: %v %v after %d lookups; want refuse no_business after none", d.Verdict, d.Reason, v.lookups)
 	}
 }

@@ -9,7 +9,8 @@ const (
 	// Required: the request must name its business in the header.
 	Required TenancyMode = iota
 	// Inject: without the header, act for the token's bound business, if it
-	// has one.
+	// has one. A token bound to no business (client credentials) must
+	// still name one, however many its client owns.
 	Inject
 	// Off: no tenancy check; a well-formed header is still passed on.
 	Off
@@ -72,9 +73,13 @@ func ValidBusinessID(s string) bool {
 //
 // A present header must be well formed and equal bound, or, without bound,
 // be owned by the client. An absent header is NoBusiness unless the mode is
-// Inject and the token is bound, since a client owning several businesses
-// cannot be guessed for. Off checks only the header's form. The business is
-// "" unless the outcome is Allow.
+// Inject and the token is bound. An unbound token must name its business
+// even when its client owns exactly one: which business a request acts for
+// must not depend on how many the client owns at that moment (the next one
+// it creates or is linked to would turn the same request into a refusal,
+// and nodes whose client caches differ for a moment would disagree), so
+// owns is never called for an absent header. Off checks only the header's
+// form. The business is "" unless the outcome is Allow.
 func (t *Tenancy) Resolve(header, bound string, owns func(string) bool) (business string, out Outcome) {
 	mode := Required
 	if t != nil {

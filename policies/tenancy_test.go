@@ -79,7 +79,11 @@ func TestResolve(t *testing.T) {
 		// Header absent.
 		{"required, absent", Required, "", "b1", owns("b1"), "", NoBusiness},
 		{"inject, bound token", Inject, "", "b1", nil, "b1", Allow},
-		{"inject, client token cannot be guessed", Inject, "", "", owns("b1"), "", NoBusiness},
+		{"inject, client token owning several cannot be guessed", Inject, "", "", owns("b1", "b2"), "", NoBusiness},
+		{"inject, client token owning exactly one must still name it", Inject, "", "", owns("b1"), "", NoBusiness},
+		{"inject, client token owning none", Inject, "", "", owns(), "", NoBusiness},
+		{"inject, client token naming its only business", Inject, "b1", "", owns("b1"), "b1", Allow},
+		{"inject, header naming the bound business is kept", Inject, "b1", "b1", owns(), "b1", Allow},
 		{"inject, malformed bound business", Inject, "", "b,1", nil, "", BadBusiness},
 
 		// Off.
@@ -99,6 +103,21 @@ func TestResolve(t *testing.T) {
 				t.Errorf("Resolve(%q, %q) = %q, %v; want %q, %v", tt.header, tt.bound, got, out, tt.want, tt.out)
 			}
 		})
+	}
+}
+
+// An absent header never asks who owns what: in no mode does the answer
+// depend on the client's businesses, so a store outage cannot change it.
+func TestResolveAbsentHeaderLooksNothingUp(t *testing.T) {
+	for _, mode := range []TenancyMode{Required, Inject, Off} {
+		for _, bound := range []string{"", "b1"} {
+			calls := 0
+			owns := func(string) bool { calls++; return true }
+			(&Tenancy{Mode: mode}).Resolve("", bound, owns)
+			if calls != 0 {
+				t.Errorf("mode %v, bound %q: %d ownership lookups for an absent header", mode, bound, calls)
+			}
+		}
 	}
 }
 
