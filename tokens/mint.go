@@ -64,8 +64,9 @@ const (
 	subjectClient = "client"
 )
 
-// MintAccess signs an access token with the active key and returns it with
-// its expiry.
+// MintAccess signs an access token with the active key (or, in the opaque
+// format, stores its claims under a random reference: see encodeAccess) and
+// returns it with its expiry.
 func (s *Service) MintAccess(a Access) (string, time.Time, error) {
 	if a.Subject == "" || a.ClientID == "" || a.GrantID == "" {
 		return "", time.Time{}, errors.New("minting access token: subject, client id and grant id are required")
@@ -107,7 +108,7 @@ func (s *Service) MintAccess(a Access) (string, time.Time, error) {
 	if a.User {
 		c.SubjectType = subjectUser
 	}
-	raw, err := sign(k, typAccess, c)
+	raw, err := s.encodeAccess(k, c, a.GrantID, a.ClientID, exp)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("minting access token: %w", err)
 	}

@@ -32,6 +32,13 @@ type Config struct {
 	Alg string
 	// AccessTTL is the lifetime of access tokens. Default: 1h.
 	AccessTTL time.Duration
+	// AccessFormat is FormatJWT (default: RFC 9068 JWTs, verified by
+	// signature) or FormatOpaque (random references whose claims the store
+	// keeps; see opaque.go).
+	AccessFormat string
+	// AccessPrefix starts every opaque access token (e.g. "yapp_at_");
+	// only with FormatOpaque. Default: none.
+	AccessPrefix string
 	// IDTokenTTL is the lifetime of id_tokens. Default: 1h.
 	IDTokenTTL time.Duration
 	// RotationPeriod replaces the active signing keys once they are older
@@ -144,6 +151,9 @@ func CheckConfig(cfg Config) error {
 		}
 	}
 	if _, err := newStaticClients(cfg.StaticClients); err != nil {
+		return fmt.Errorf("tokens: %w", err)
+	}
+	if err := checkAccessFormat(cfg.AccessFormat, cfg.AccessPrefix); err != nil {
 		return fmt.Errorf("tokens: %w", err)
 	}
 	return nil

@@ -15,6 +15,9 @@ type Store interface {
 	tokenstore.Keys
 	// Feed: revocations and the change feed the caches follow.
 	tokenstore.Feed
+	// AccessTokens: opaque access tokens, stored by the minting node and
+	// read on a cache miss of any node.
+	tokenstore.AccessTokens
 	// GetClient fills the client cache.
 	GetClient(ctx context.Context, id string) (*tokenstore.Client, error)
 	// RevokeGrant revokes a grant and its refresh tokens.

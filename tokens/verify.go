@@ -48,6 +48,9 @@ const (
 	reasonGrantRevoked
 	reasonClientRevoked
 	reasonStale
+	reasonWrongPrefix
+	reasonUnknownToken
+	reasonLookupFailed
 	numReasons
 )
 
@@ -90,6 +93,9 @@ var reasonErrors = func() [numReasons]*tokenError {
 		reasonGrantRevoked:   def(reasonGrantRevoked, ErrRevoked, "grant revoked"),
 		reasonClientRevoked:  def(reasonClientRevoked, ErrRevoked, "client revoked"),
 		reasonStale:          def(reasonStale, ErrUnavailable, "revocation list stale"),
+		reasonWrongPrefix:    def(reasonWrongPrefix, ErrInvalidToken, "wrong prefix"),
+		reasonUnknownToken:   def(reasonUnknownToken, ErrInvalidToken, "unknown token"),
+		reasonLookupFailed:   def(reasonLookupFailed, ErrUnavailable, "token lookup failed"),
 	}
 }()
 
@@ -151,8 +157,8 @@ func (s *Service) cachedOrVerify(raw string, now time.Time) (*Claims, error) {
 	// The syntax check comes before the cache, so that only the one
 	// canonical spelling of a token is ever accepted, cached or not;
 	// verifyJWS completes it on a miss.
-	if !canonicalShape(raw) {
-		return nil, fail(reasonMalformed)
+	if r, ok := s.accessShape(raw); !ok {
+		return nil, fail(r)
 	}
 	if e, ok := s.cache.get(raw); ok && e.raw == raw {
 		if now.UnixNano() >= e.expires {
@@ -199,13 +205,23 @@ type wireClaims struct {
 	SubjectType *string `json:"subject_type"`
 }
 
-// verifyFull does the cryptographic and claim checks. A zero now skips the
+// verifyFull does the cryptographic and claim checks, or for an opaque
+// token the store lookup and the same claim checks. A zero now skips the
 // lifetime checks (for Parse).
 func (s *Service) verifyFull(raw string, now time.Time) (*Claims, error) {
+	if s.isOpaque(raw) {
+		return s.verifyOpaque(raw, now)
+	}
 	payload, err := s.verifyJWS(raw, isAccessTyp)
 	if err != nil {
 		return nil, err
 	}
+	return s.checkClaims(payload, now)
+}
+
+// checkClaims checks an access token's claim set, signed (JWT) or stored
+// (opaque), and returns it as Claims.
+func (s *Service) checkClaims(payload []byte, now time.Time) (*Claims, error) {
 	var w wireClaims
 	if err := json.Unmarshal(payload, &w); err != nil {
 		return nil, fail(reasonBadClaims)

@@ -109,15 +109,16 @@ func (s *store) ChangesSince(ctx context.Context, seq int64, limit int) ([]Chang
 // reconnection of the listener (changes may have been missed meanwhile).
 func (s *store) Wakeup() <-chan struct{} { return s.wakeup }
 
-// Prune deletes codes, refresh tokens, revocations and failure records
-// expired at now, and changes older than ChangeRetention before now but the
-// newest. Used codes and tokens are kept until they expire so that their
+// Prune deletes codes, refresh and opaque access tokens, revocations and
+// failure records expired at now, and changes older than ChangeRetention
+// before now but the newest. Used codes and tokens are kept until they expire so that their
 // replay is detected.
 func (s *store) Prune(ctx context.Context, now time.Time) error {
 	return s.write(ctx, "pruning", func(ctx context.Context, t *tx) error {
 		for _, q := range []string{
 			`DELETE FROM codes WHERE expires_at <= ?`,
 			`DELETE FROM refresh_tokens WHERE expires_at <= ?`,
+			`DELETE FROM access_tokens WHERE expires_at <= ?`,
 			`DELETE FROM revocations WHERE expires_at <= ?`,
 			`DELETE FROM auth_failures WHERE expires_at <= ?`,
 		} {

@@ -340,8 +340,8 @@ type Feed interface {
 	// may have been recorded: by this process, or (PostgreSQL) by any node via
 	// LISTEN/NOTIFY. It is a hint; ChangesSince is the truth.
 	Wakeup() <-chan struct{}
-	// Prune deletes codes, refresh tokens, revocations and failure records
-	// expired at now, and changes older than ChangeRetention before now
+	// Prune deletes codes, refresh and opaque access tokens, revocations
+	// and failure records expired at now, and changes older than ChangeRetention before now
 	// except the newest (so LastChange never goes back).
 	Prune(ctx context.Context, now time.Time) error
 }
@@ -366,6 +366,7 @@ type Store interface {
 	Clients
 	Codes
 	Grants
+	AccessTokens
 	Consents
 	Keys
 	Directory

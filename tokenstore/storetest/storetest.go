@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"DeleteUserRevokes", testDeleteUserRevokes},
 		{"Grants", testGrants},
 		{"RefreshTokens", testRefreshTokens},
+		{"AccessTokens", testAccessTokens},
 		{"RevokeGrant", testRevokeGrant},
 		{"CreateRevokedGrant", testCreateRevokedGrant},
 		{"Consents", testConsents},
