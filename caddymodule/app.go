@@ -154,6 +154,10 @@ type App struct {
 	metrics     *gatewayMetrics
 	logger      *zap.Logger
 
+	// resources are the protected resources oauth_protect handlers
+	// registered at their Provision (resource.go).
+	resources resources
+
 	// rt is what Start built, published when it is ready; ready is closed
 	// when Start returns (see lifecycle.go). A pointer, so that App stays
 	// copyable for CaddyModule.

@@ -430,6 +430,7 @@ func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		realm <name>
 //		rejections json|handle_errors
 //		method_override delete|check
+//		resource <uri>
 //		<METHOD...> <path> [<scope...>]
 //		<METHOD...> <path> public
 //	}
@@ -452,6 +453,8 @@ func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // are subject, client_id, scopes, business_id and grant_id. `rejections`
 // (default json) and `method_override` (default delete) are described on
 // Protect; their values are checked when the handler is provisioned.
+// `resource` names the protected resource (RFC 8707, RFC 9728); by default
+// the issuer's origin plus the route map's shared leading segments.
 func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -491,7 +494,7 @@ func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			p.KeepAuthorization = true
-		case word == "realm", word == "rejections", word == "method_override":
+		case word == "realm", word == "rejections", word == "method_override", word == "resource":
 			v, err := oneArg(d)
 			if err != nil {
 				return err
@@ -503,6 +506,8 @@ func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				p.Rejections = v
 			case "method_override":
 				p.MethodOverride = v
+			case "resource":
+				p.Resource = v
 			}
 		case isMethodToken(word):
 			rc := RouteConfig{Methods: []string{word}}

@@ -65,6 +65,8 @@ func TestAdaptErrors(t *testing.T) {
 		{"route without path", "", "oauth_protect {\n GET POST\n}", "a path is required"},
 		{"route path without slash", "", "oauth_protect {\n GET api/x read\n}", "neither an upper-case HTTP method nor a path"},
 		{"public with scopes", "", "oauth_protect {\n GET /x public read:x\n}", "public routes take no scopes"},
+		{"resource without a URI", "", "oauth_protect {\n resource\n GET /x\n}", "wrong argument count"},
+		{"resource twice on a line", "", "oauth_protect {\n resource https://a.test https://b.test\n GET /x\n}", "wrong argument count"},
 		{"lower-case method", "", "oauth_protect {\n get /x read:x\n}", `unrecognized oauth_protect option "get"`},
 		{"bad tenant", "", "oauth_protect {\n tenant sometimes\n GET /x\n}", "tenant: want"},
 		{"bad identity field", "", "oauth_protect {\n identity password X-P\n GET /x\n}", `identity field "password"`},

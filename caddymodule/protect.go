@@ -93,8 +93,17 @@ type Protect struct {
 	// well as the request's own method).
 	MethodOverride string `json:"method_override,omitempty"`
 
-	app   *App
-	guard *gateway.Guard
+	// Resource is the identifier of the protected resource this handler
+	// guards (RFC 8707, RFC 9728): an absolute http(s) URI without query or
+	// fragment, placeholders allowed. Tokens minted for other resources are
+	// refused here; its metadata is published at the RFC 9728 well-known
+	// URL, named in every challenge. Default: the issuer's origin followed
+	// by the route map's prefix (see resource.go).
+	Resource string `json:"resource,omitempty"`
+
+	app      *App
+	resource *resource
+	guard    *gateway.Guard
 	// tenantKey is TenantHeader in canonical form, for direct map access.
 	tenantKey string
 	identity  []identityHeader
@@ -232,12 +241,20 @@ func (p *Protect) Provision(ctx caddy.Context) error {
 	if !bearer.ValidRealm(p.Realm) {
 		return fmt.Errorf("realm %q must not contain quotes, backslashes or line breaks", p.Realm)
 	}
+	if err := p.provisionResource(); err != nil {
+		return err
+	}
 	p.decisions = p.app.metrics.decisionsFor()
 	return nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// The resource's own RFC 9728 metadata is public, and no route of the
+	// map would allow it.
+	if p.ownMetadata(r) {
+		return serveResourceMetadata(w, r, p.resource)
+	}
 	// Client-supplied identity headers never reach the upstream, whatever
 	// happens next.
 	for _, k := range p.stripKeys {

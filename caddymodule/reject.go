@@ -40,7 +40,7 @@ func (p *Protect) reject(w http.ResponseWriter, r *http.Request, d gateway.Decis
 		}
 	}
 	status, code, desc := rej.Status(), rej.Code(), rej.Description()
-	bearer.SetHeaders(w.Header(), status, bearer.Challenge{Realm: p.Realm, Error: code, Description: desc, Scope: d.Scope})
+	bearer.SetHeaders(w.Header(), status, bearer.Challenge{Realm: p.Realm, Error: code, Description: desc, Scope: d.Scope, ResourceMetadata: p.resource.metadataURL})
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("oauth.error", code)
 	}

@@ -17,7 +17,10 @@ func init() {
 // a site: under the app's base path (default /oauth) authorize, token,
 // revoke, introspect, userinfo and jwks, the sign-in and consent pages, plus
 // /.well-known/openid-configuration, /.well-known/oauth-authorization-server
-// and /.well-known/jwks.json. Other requests go to the next handler.
+// and /.well-known/jwks.json, and the RFC 9728 metadata of every resource an
+// oauth_protect of the configuration guards
+// (/.well-known/oauth-protected-resource[/<path>]). Other requests go to
+// the next handler.
 type Server struct {
 	app *App
 }
@@ -47,6 +50,13 @@ func (s *Server) Provision(ctx caddy.Context) error {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if !s.app.handles(r.URL.Path) {
 		return next.ServeHTTP(w, r)
+	}
+	// RFC 9728 metadata of the configuration's protected resources: static,
+	// so it needs no running state.
+	if isPRMPath(r.URL.Path) {
+		if res := s.app.resources.lookup(r.Host, r.URL.Path); res != nil {
+			return serveResourceMetadata(w, r, res)
+		}
 	}
 	rt := s.app.acquire(r.Context())
 	if rt == nil {

@@ -1,0 +1,266 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// The protected resource each oauth_protect guards (RFC 9728 metadata,
+// RFC 8707 audience).
+//
+// Its identifier is the `resource` option, or by default the issuer's
+// origin followed by the route prefix of the handler's route map: the
+// leading path segments every route pattern shares, counting only whole
+// literal segments (a segment with a *, such as "invoices*", ends it). For
+// the demo map (/api/v1/accounting/invoices*, /api/v1/crm/contacts*) that is
+// /api/v1, so the resource is http://localhost:8080/api/v1; for a map with
+// nothing in common (/companies*, /employees*) it is the origin,
+// http://localhost:8080/. Identifiers are kept in one canonical spelling:
+// scheme and host lower-case, an empty path written "/" (as URL.href
+// writes it, which is what JavaScript clients send back).
+//
+// Its metadata document is at the URL RFC 9728 §3.1 derives from the
+// identifier: /.well-known/oauth-protected-resource followed by the
+// identifier's path (without a trailing slash). oauth_server answers it for
+// every resource of the configuration (it sees every request of its site,
+// even with oauth_protect inside `route /api/v1/*`), and an oauth_protect
+// answers its own when the request reaches it (a site without oauth_server).
+
+// wellKnownPRM is the RFC 9728 §3 well-known URI suffix.
+const wellKnownPRM = "/.well-known/oauth-protected-resource"
+
+// resource is one protected resource: what oauth_protect checks and what
+// the metadata says. Immutable once provisioned.
+type resource struct {
+	// id is the canonical resource identifier (aud of tokens minted for it).
+	id string
+	// host is the identifier's host[:port], for telling apart resources
+	// of several sites that share a metadata path.
+	host string
+	// path is the identifier's path without a trailing slash ("" for an
+	// origin); the metadata path is wellKnownPRM + path.
+	path string
+	// metadataURL is the absolute URL of the metadata document, sent as
+	// resource_metadata in every challenge.
+	metadataURL string
+	// doc is the metadata document, marshalled once.
+	doc []byte
+}
+
+// resourceMetadata is the RFC 9728 §2 document.
+type resourceMetadata struct {
+	Resource             string   `json:"resource"`
+	AuthorizationServers []string `json:"authorization_servers"`
+	ScopesSupported      []string `json:"scopes_supported,omitempty"`
+	// BearerMethodsSupported: oauth_protect reads the Authorization
+	// header only (RFC 6750 §2.1).
+	BearerMethodsSupported []string `json:"bearer_methods_supported"`
+	// DPoPSigningAlgValuesSupported (RFC 9449 §5.1, RFC 9728 §2) is set
+	// once oauth_protect verifies DPoP proofs.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+}
+
+// CanonicalResource checks a resource identifier (RFC 8707 §2: an absolute
+// URI without a fragment; oauthgate also wants http or https, a host, no
+// query and no user info, so that RFC 9728 can derive a metadata URL) and
+// returns its canonical spelling.
+func CanonicalResource(s string) (string, error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", errors.New("not a URI")
+	case !u.IsAbs():
+		return "", errors.New("not an absolute URI")
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return "", errors.New("has a fragment")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", errors.New("scheme is not http or https")
+	case u.Host == "" || u.Opaque != "":
+		return "", errors.New("has no host")
+	case u.User != nil:
+		return "", errors.New("has user info")
+	case u.RawQuery != "" || u.ForceQuery:
+		return "", errors.New("has a query")
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	u.Host = strings.ToLower(u.Host)
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	return u.String(), nil
+}
+
+// routePrefix is the route map's shared leading literal segments, as
+// "/a/b" ("" when the patterns share none).
+func routePrefix(routes []RouteConfig) string {
+	var common []string
+	for i, rc := range routes {
+		var segs []string
+		for _, s := range strings.Split(strings.TrimPrefix(rc.Path, "/"), "/") {
+			if s == "" || strings.Contains(s, "*") {
+				break
+			}
+			segs = append(segs, s)
+		}
+		if i == 0 {
+			common = segs
+			continue
+		}
+		n := 0
+		for n < len(common) && n < len(segs) && common[n] == segs[n] {
+			n++
+		}
+		common = common[:n]
+	}
+	if len(common) == 0 {
+		return ""
+	}
+	return "/" + strings.Join(common, "/")
+}
+
+// provisionResource settles the handler's resource and registers it with
+// the app, so the authorization server knows it and oauth_server serves its
+// metadata.
+func (p *Protect) provisionResource() error {
+	id := caddy.NewReplacer().ReplaceKnown(p.Resource, "")
+	if id == "" {
+		iss, err := url.Parse(p.app.Issuer)
+		if err != nil || iss.Host == "" {
+			return fmt.Errorf("resource: the issuer %q has no origin to default to; set resource", p.app.Issuer)
+		}
+		id = iss.Scheme + "://" + iss.Host + routePrefix(p.Routes)
+	}
+	canon, err := CanonicalResource(id)
+	if err != nil {
+		return fmt.Errorf("resource %q: %v", id, err)
+	}
+	u, _ := url.Parse(canon)
+	res := &resource{id: canon, host: u.Host, path: strings.TrimSuffix(u.Path, "/")}
+	res.metadataURL = u.Scheme + "://" + u.Host + wellKnownPRM + res.path
+	md := resourceMetadata{
+		Resource:               canon,
+		AuthorizationServers:   []string{p.app.Issuer},
+		ScopesSupported:        routeScopes(p.Routes),
+		BearerMethodsSupported: []string{"header"},
+	}
+	if res.doc, err = json.Marshal(md); err != nil {
+		return fmt.Errorf("resource metadata: %w", err)
+	}
+	p.resource = res
+	p.app.resources.add(res)
+	return nil
+}
+
+// routeScopes lists the scopes the route map names, in order of first use.
+func routeScopes(routes []RouteConfig) []string {
+	var out []string
+	seen := make(map[string]bool)
+	for _, rc := range routes {
+		for _, s := range rc.Scopes {
+			if !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// resources are the protected resources of a configuration, registered
+// by each oauth_protect at Provision. Every handler is provisioned before
+// any app starts and before any request arrives, so it is read without a
+// lock afterwards.
+type resources struct {
+	list []*resource
+}
+
+func (rs *resources) add(r *resource) { rs.list = append(rs.list, r) }
+
+// IDs are the resource identifiers, each once.
+func (rs *resources) ids() []string {
+	var out []string
+	for _, r := range rs.list {
+		dup := false
+		for _, id := range out {
+			dup = dup || id == r.id
+		}
+		if !dup {
+			out = append(out, r.id)
+		}
+	}
+	return out
+}
+
+// lookup finds the resource whose metadata a request for path (under
+// wellKnownPRM) asks for: the one whose metadata path it is; failing
+// that, the resource whose path is the longest prefix of it (a client
+// that formed the URL from an endpoint below the resource); and for the
+// bare well-known path, the only resource of that host. Resources of
+// other sites sharing the path are told apart by host; if that still
+// leaves several, nothing is served rather than the wrong one.
+func (rs *resources) lookup(host, path string) *resource {
+	sub := strings.TrimSuffix(path[len(wellKnownPRM):], "/")
+	var best *resource
+	bestLen, ambiguous := -1<<30, false
+	for _, r := range rs.list {
+		if r.path != sub && !strings.HasPrefix(sub, r.path+"/") && !(sub == "" && r.path != "") {
+			continue
+		}
+		score := len(r.path) * 2 // an exact or longer path wins
+		if sub == "" && r.path != "" {
+			score = -2 // the bare path falls back to a resource with a path
+		}
+		if r.host == host {
+			score++
+		}
+		switch {
+		case score > bestLen:
+			best, bestLen, ambiguous = r, score, false
+		case score == bestLen && r.id != best.id:
+			ambiguous = true
+		}
+	}
+	if ambiguous {
+		return nil
+	}
+	return best
+}
+
+// isPRMPath reports whether path asks for protected-resource metadata.
+func isPRMPath(path string) bool {
+	return strings.HasPrefix(path, wellKnownPRM) && (len(path) == len(wellKnownPRM) || path[len(wellKnownPRM)] == '/')
+}
+
+// serveResourceMetadata answers a metadata request with res's document.
+func serveResourceMetadata(w http.ResponseWriter, r *http.Request, res *resource) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return nil
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=300")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, err := w.Write(res.doc)
+		return err
+	}
+	return nil
+}
+
+// ownMetadata reports whether r asks for this handler's metadata: its
+// RFC 9728 path, a path below it, or the bare well-known path.
+func (p *Protect) ownMetadata(r *http.Request) bool {
+	if !isPRMPath(r.URL.Path) {
+		return false
+	}
+	sub := strings.TrimSuffix(r.URL.Path[len(wellKnownPRM):], "/")
+	return sub == p.resource.path || strings.HasPrefix(sub, p.resource.path+"/") || sub == ""
+}
