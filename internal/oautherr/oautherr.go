@@ -95,6 +95,11 @@ var (
 	InvalidToken      = &Error{Code: "invalid_token", Status: 401, Description: "the access token is invalid or expired"}
 	InsufficientScope = &Error{Code: "insufficient_scope", Status: 403, Description: "the access token lacks a scope this route requires"}
 
+	// RFC 9449 §5, §7.1, §8, §9 (DPoP): 400 at the token endpoint; the
+	// gateway sends them with 401 and a DPoP challenge.
+	InvalidDPoPProof = &Error{Code: "invalid_dpop_proof", Status: 400, Description: "the DPoP proof is invalid"}
+	UseDPoPNonce     = &Error{Code: "use_dpop_nonce", Status: 400, Description: "the DPoP proof must carry the server's nonce"}
+
 	// oauthgate's own: the token may not act for the business the request
 	// names (tenancy).
 	BusinessNotAllowed = &Error{Code: "business_not_allowed", Status: 403, Description: "the token may not act for this business"}
@@ -106,6 +111,7 @@ var All = []*Error{
 	AccessDenied, UnsupportedResponseType, ServerError, TemporarilyUnavailable,
 	LoginRequired, ConsentRequired, RequestNotSupported, RequestURINotSupported,
 	InvalidToken, InsufficientScope, BusinessNotAllowed,
+	InvalidDPoPProof, UseDPoPNonce,
 }
 
 // Codes returns the set of the given entries' codes.
