@@ -7,18 +7,18 @@ import (
 	"time"
 )
 
-const grantColumns = `id, client_id, user_id, business_id, scopes, auth_time, created_at, expires_at, revoked_at`
+const grantColumns = `id, client_id, user_id, business_id, scopes, auth_time, created_at, expires_at, revoked_at, refreshed_at`
 
 func scanGrant(r scanner) (*Grant, error) {
 	var g Grant
 	var authTime, created, expires int64
-	var revoked sql.NullInt64
+	var revoked, refreshed sql.NullInt64
 	if err := r.Scan(&g.ID, &g.ClientID, &g.UserID, &g.BusinessID, (*strList)(&g.Scopes),
-		&authTime, &created, &expires, &revoked); err != nil {
+		&authTime, &created, &expires, &revoked, &refreshed); err != nil {
 		return nil, err
 	}
 	g.AuthTime, g.CreatedAt, g.ExpiresAt = fromMs(authTime), fromMs(created), fromMs(expires)
-	g.RevokedAt = fromNullMs(revoked)
+	g.RevokedAt, g.RefreshedAt = fromNullMs(revoked), fromNullMs(refreshed)
 	return &g, nil
 }
 
@@ -83,9 +83,9 @@ func insertGrant(ctx context.Context, t *tx, g *Grant, rt *RefreshToken) error {
 	case !errors.Is(err, sql.ErrNoRows):
 		return err
 	}
-	if _, err := t.exec(ctx, `INSERT INTO grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := t.exec(ctx, `INSERT INTO grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		g.ID, g.ClientID, g.UserID, g.BusinessID, list(g.Scopes), ms(g.AuthTime), ms(g.CreatedAt),
-		ms(g.ExpiresAt), nullMs(g.RevokedAt)); err != nil {
+		ms(g.ExpiresAt), nullMs(g.RevokedAt), nullMs(g.RefreshedAt)); err != nil {
 		return err
 	}
 	if rt == nil {
@@ -257,6 +257,11 @@ func (s *store) RotateRefreshToken(ctx context.Context, oldHash []byte, next *Re
 			return ErrNotFound
 		}
 		old.UsedAt = fromMs(ms(now))
+		// The grant row is locked above already: recording the refresh
+		// costs no extra wait.
+		if _, err := t.exec(ctx, `UPDATE grants SET refreshed_at = ? WHERE id = ?`, ms(now), old.GrantID); err != nil {
+			return err
+		}
 		return insertRefresh(ctx, t, next)
 	})
 	if err != nil {

@@ -83,6 +83,9 @@ type Grant struct {
 	ExpiresAt  time.Time
 	// RevokedAt is zero while the grant is live.
 	RevokedAt time.Time
+	// RefreshedAt is when a refresh token of the grant was last exchanged;
+	// zero until the first refresh.
+	RefreshedAt time.Time
 }
 
 // AuthCode is an authorization code between /authorize and /token.
@@ -257,7 +260,8 @@ type Grants interface {
 	RevokeGrant(ctx context.Context, id string, until time.Time) error
 	// GetRefreshToken returns an unexpired token whether used or not.
 	GetRefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error)
-	// RotateRefreshToken marks old used and stores next, atomically. Of
+	// RotateRefreshToken marks old used, stores next and records the
+	// time as the grant's RefreshedAt, atomically. Of
 	// concurrent callers with the same old token exactly one succeeds. An
 	// expired or unknown token is ErrNotFound; a used one returns the token
 	// and ErrReused (the caller then revokes the grant), even once expired,

@@ -911,6 +911,11 @@ func testRefreshTokens(t *testing.T, s tokenstore.Store) {
 	got, err = s.GetRefreshToken(ctx, rt2.Hash)
 	check(t, "GetRefreshToken next", err)
 	equal(t, "next token", got, rt2)
+	g, err := s.GetGrant(ctx, "g1")
+	check(t, "GetGrant", err)
+	if !g.RefreshedAt.Equal(old.UsedAt) {
+		t.Fatalf("grant RefreshedAt = %v, want the rotation's time %v", g.RefreshedAt, old.UsedAt)
+	}
 	got, err = s.GetRefreshToken(ctx, rt1.Hash)
 	check(t, "GetRefreshToken used", err)
 	equal(t, "used token still readable", got, &want)
