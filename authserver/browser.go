@@ -57,6 +57,8 @@ func (s *Server) serveBrowser(w http.ResponseWriter, r *http.Request, path strin
 			return false
 		}
 		s.serveSignOut(w, r)
+	case path == s.paths.account:
+		s.serveAccount(w, r)
 	case path == s.paths.userinfo:
 		s.serveUserinfo(w, r)
 	case strings.HasPrefix(path, s.paths.assets):

@@ -141,6 +141,11 @@ func TestReturnTarget(t *testing.T) {
 		{"/api/v1/oauth/authorize?x=1#frag", false},
 		{"/api/v1/oauth/authorize?x=1\r\nSet-Cookie: a=b", false},
 		{"/api/v1/oauth/token?x=1", false},
+		// The self-service pages, exactly.
+		{"/api/v1/oauth/account", true},
+		{"/api/v1/oauth/account?x=1", false},
+		{"/api/v1/oauth/accounts", false},
+		{"https://evil.example/api/v1/oauth/account", false},
 		{"", false},
 	} {
 		if _, ok := s.returnTarget(tc.rt); ok != tc.ok {

@@ -90,6 +90,7 @@ func (s *Server) showConsent(w http.ResponseWriter, r *http.Request) {
 		Title:   "Allow " + req.client.Name + " to access " + s.cfg.Brand,
 		Consent: s.consentView(r.Context(), req, acct, r.URL.Query().Get("request"), csrfToken(secret, csrfConsent, acct.binding)),
 		SignOut: s.signOutFor(w, r, acct),
+		Nav:     s.accountNav(acct, ""),
 	})
 }
 

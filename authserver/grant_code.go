@@ -79,6 +79,13 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 		return nil, e
 	}
 	resp.RefreshToken = rtRaw
+	// The grant lasts as long as its last token: the refresh token's
+	// expiry (a refresh extends it, in the store), else the access
+	// token's.
+	grant.ExpiresAt = now.Add(time.Duration(resp.ExpiresIn) * time.Second)
+	if rt != nil && rt.ExpiresAt.After(grant.ExpiresAt) {
+		grant.ExpiresAt = rt.ExpiresAt
+	}
 	if slices.Contains(ac.Scopes, "openid") {
 		if resp.IDToken, e = s.idToken(ctx, c.Client, grant, ac.Nonce, resp.AccessToken); e != nil {
 			return nil, e

@@ -39,7 +39,7 @@ func loadPages() (*pages, error) {
 	sum := sha256.Sum256(css)
 	p.assets["oauthgate.css"] = css
 	p.css = "oauthgate.css?v=" + hex.EncodeToString(sum[:6])
-	for _, name := range []string{"signin", "consent", "error", "signout"} {
+	for _, name := range []string{"signin", "consent", "error", "signout", "account"} {
 		t, err := template.ParseFS(templates, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parsing %s page: %w", name, err)
@@ -65,6 +65,13 @@ type pageData struct {
 	// SignOut, on pages shown to a signed-in user, is the footer's
 	// sign-out form.
 	SignOut *signOutForm
+	// Nav, on pages shown to a signed-in user, is the footer's links to
+	// the self-service pages (accountNav).
+	Nav []navLink
+	// Wide widens the card, for pages that list things.
+	Wide bool
+	// Account is the connected-apps page.
+	Account *accountView
 }
 
 // render executes a page into a buffer first, so a template failure is a

@@ -117,6 +117,8 @@ type Server struct {
 type endpointPaths struct {
 	authorize, token, revoke, introspect, userinfo, jwks string
 	signIn, consent, signOut, assets                     string
+	// account is the connected-apps page.
+	account string
 }
 
 // New validates cfg and builds a Server.
@@ -165,6 +167,7 @@ func New(cfg Config, store Store, ts *tokens.Service) (*Server, error) {
 			signIn:     base + "/sign-in",
 			consent:    base + "/consent",
 			signOut:    base + "/sign-out",
+			account:    base + "/account",
 			assets:     base + "/assets/",
 		},
 	}

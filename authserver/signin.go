@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,8 +56,12 @@ var badReturnTo = &pageError{Status: http.StatusBadRequest, Title: "Nothing to s
 	Message: "Sign-in starts from an application. Go back to it and try again.", Code: oautherr.InvalidRequest.Code}
 
 // returnTarget accepts only a return address of this server's authorize
-// endpoint, so the page cannot be used to redirect anywhere else.
+// endpoint or one of its self-service pages (returnPages, exactly), so the
+// page cannot be used to redirect anywhere else.
 func (s *Server) returnTarget(returnTo string) (url.Values, bool) {
+	if slices.Contains(s.returnPages(), returnTo) {
+		return url.Values{}, true
+	}
 	if !strings.HasPrefix(returnTo, s.paths.authorize+"?") || strings.ContainsAny(returnTo, "\\\r\n#") {
 		return nil, false
 	}

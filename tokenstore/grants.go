@@ -257,9 +257,12 @@ func (s *store) RotateRefreshToken(ctx context.Context, oldHash []byte, next *Re
 			return ErrNotFound
 		}
 		old.UsedAt = fromMs(ms(now))
-		// The grant row is locked above already: recording the refresh
-		// costs no extra wait.
-		if _, err := t.exec(ctx, `UPDATE grants SET refreshed_at = ? WHERE id = ?`, ms(now), old.GrantID); err != nil {
+		// The grant row is locked above already: recording the refresh,
+		// and the later expiry the next token gives the grant, costs no
+		// extra wait.
+		if _, err := t.exec(ctx, `UPDATE grants SET refreshed_at = ?,
+			expires_at = CASE WHEN expires_at < ? THEN ? ELSE expires_at END WHERE id = ?`,
+			ms(now), ms(next.ExpiresAt), ms(next.ExpiresAt), old.GrantID); err != nil {
 			return err
 		}
 		return insertRefresh(ctx, t, next)

@@ -80,7 +80,9 @@ type Grant struct {
 	Scopes     []string
 	AuthTime   time.Time
 	CreatedAt  time.Time
-	ExpiresAt  time.Time
+	// ExpiresAt is when the grant's last token expires (a refresh moves
+	// it on); past it the grant is over without a revocation.
+	ExpiresAt time.Time
 	// RevokedAt is zero while the grant is live.
 	RevokedAt time.Time
 	// RefreshedAt is when a refresh token of the grant was last exchanged;
@@ -261,7 +263,8 @@ type Grants interface {
 	// GetRefreshToken returns an unexpired token whether used or not.
 	GetRefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error)
 	// RotateRefreshToken marks old used, stores next and records the
-	// time as the grant's RefreshedAt, atomically. Of
+	// time as the grant's RefreshedAt (and next's expiry as its ExpiresAt,
+	// when later), atomically. Of
 	// concurrent callers with the same old token exactly one succeeds. An
 	// expired or unknown token is ErrNotFound; a used one returns the token
 	// and ErrReused (the caller then revokes the grant), even once expired,
