@@ -120,8 +120,7 @@ func (s *Server) adminMux() http.Handler {
 	mux.HandleFunc("POST /oauthgate/clients/{id}/secret", s.adminRotateSecret)
 	mux.HandleFunc("POST /oauthgate/clients/{id}/businesses", s.adminLinkBusiness)
 	mux.HandleFunc("DELETE /oauthgate/clients/{id}/businesses/{business}", s.adminUnlinkBusiness)
-	mux.HandleFunc("GET /oauthgate/grants", s.adminListGrants)
-	mux.HandleFunc("DELETE /oauthgate/grants/{id}", s.adminRevokeGrant)
+	s.adminGrantRoutes(mux)
 	mux.HandleFunc("GET /oauthgate/keys", s.adminListKeys)
 	mux.HandleFunc("POST /oauthgate/keys/rotate", s.adminRotateKeys)
 	s.adminDirectoryRoutes(mux)
@@ -382,39 +381,6 @@ func (s *Server) updateClient(w http.ResponseWriter, r *http.Request, edit func(
 	v := viewClient(c)
 	v.ClientSecret = secret
 	adminJSON(w, http.StatusOK, v)
-}
-
-type grantView struct {
-	ID         string    `json:"id"`
-	ClientID   string    `json:"client_id"`
-	UserID     string    `json:"user_id,omitempty"`
-	BusinessID string    `json:"business_id,omitempty"`
-	Scopes     []string  `json:"scopes"`
-	CreatedAt  time.Time `json:"created_at"`
-	Revoked    bool      `json:"revoked"`
-}
-
-func (s *Server) adminListGrants(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	gs, err := s.store.ListGrants(r.Context(), q.Get("client_id"), q.Get("user_id"))
-	if err != nil {
-		s.adminStoreError(w, "listing grants", err)
-		return
-	}
-	out := make([]grantView, 0, len(gs))
-	for _, g := range gs {
-		out = append(out, grantView{ID: g.ID, ClientID: g.ClientID, UserID: g.UserID, BusinessID: g.BusinessID,
-			Scopes: g.Scopes, CreatedAt: g.CreatedAt, Revoked: !g.RevokedAt.IsZero()})
-	}
-	adminJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) adminRevokeGrant(w http.ResponseWriter, r *http.Request) {
-	if err := s.tokens.RevokeGrant(r.Context(), r.PathValue("id")); err != nil {
-		s.adminStoreError(w, "revoking grant", err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) adminListKeys(w http.ResponseWriter, r *http.Request) {

@@ -32,10 +32,12 @@ type grantStore interface {
 	RotateRefreshToken(ctx context.Context, oldHash []byte, next *tokenstore.RefreshToken) (*tokenstore.RefreshToken, error)
 }
 
-// consentStore is what the consent screen remembers.
+// consentStore is what the consent screen remembers, and what an
+// operator's revocation of a user's grants forgets.
 type consentStore interface {
 	SaveConsent(ctx context.Context, c *tokenstore.Consent) error
 	GetConsent(ctx context.Context, userID, clientID, businessID string) (*tokenstore.Consent, error)
+	DeleteConsents(ctx context.Context, userID, clientID string) error
 }
 
 // Interface guard: the real store serves the server.

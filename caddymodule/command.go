@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,7 +31,8 @@ admin endpoint, localhost:2019 by default; --address, or --config and
                 [--first-party] [--public]
   client list | get <id> | delete <id> | rotate-secret <id>
   client link <id> <business> | unlink <id> <business>
-  grant list [--client <id>] [--user <id>] | revoke <id>
+  grant list [--client <id>] [--user <id>] [--live]
+  grant revoke <id> | revoke --user <id> [--client <id>]
   keys list | rotate
   user create --email <e> --business <id>[=<name>] … [--name <n>]
               [--password <p>, else read from standard input]
@@ -103,7 +105,8 @@ func buildCommand(cmd *cobra.Command) {
 
 	grant := &cobra.Command{Use: "grant", Short: "Grants users gave to clients"}
 	var grantClient, grantUser string
-	list := &cobra.Command{Use: "list", Short: "Lists grants", Args: cobra.NoArgs,
+	var grantLive bool
+	list := &cobra.Command{Use: "list", Short: "Lists grants, newest first", Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			q := url.Values{}
 			if grantClient != "" {
@@ -111,6 +114,9 @@ func buildCommand(cmd *cobra.Command) {
 			}
 			if grantUser != "" {
 				q.Set("user_id", grantUser)
+			}
+			if grantLive {
+				q.Set("live", "true")
 			}
 			path := "grants"
 			if len(q) > 0 {
@@ -120,10 +126,21 @@ func buildCommand(cmd *cobra.Command) {
 		}}
 	list.Flags().StringVar(&grantClient, "client", "", "Only grants of this client")
 	list.Flags().StringVar(&grantUser, "user", "", "Only grants of this user")
-	grant.AddCommand(list, &cobra.Command{Use: "revoke <id>", Short: "Revokes a grant and every token of it", Args: cobra.ExactArgs(1),
+	list.Flags().BoolVar(&grantLive, "live", false, "Only grants neither revoked nor expired")
+	var revokeClient, revokeUser string
+	revoke := &cobra.Command{Use: "revoke <id> | --user <id> [--client <id>]",
+		Short: "Revokes a grant and every token of it, or every grant of a user (of one client)",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, a []string) error {
-			return af.call(http.MethodDelete, "grants/"+url.PathEscape(a[0]), nil)
-		}})
+			method, path, err := grantRevokeRequest(a, revokeUser, revokeClient)
+			if err != nil {
+				return err
+			}
+			return af.call(method, path, nil)
+		}}
+	revoke.Flags().StringVar(&revokeUser, "user", "", "Revoke every live grant of this user (and forget their consents)")
+	revoke.Flags().StringVar(&revokeClient, "client", "", "With --user: only the grants of this client")
+	grant.AddCommand(list, revoke)
 
 	keys := &cobra.Command{Use: "keys", Short: "Signing keys"}
 	keys.AddCommand(
@@ -175,4 +192,20 @@ func (af *adminFlags) call(method, path string, body any) error {
 		fmt.Println(resp.Status)
 	}
 	return nil
+}
+
+// grantRevokeRequest is the admin request of `grant revoke`: one grant by
+// id, or every grant of --user (of --client only, when given).
+func grantRevokeRequest(args []string, user, client string) (method, path string, err error) {
+	switch {
+	case len(args) == 1 && user == "" && client == "":
+		return http.MethodDelete, "grants/" + url.PathEscape(args[0]), nil
+	case len(args) == 0 && user != "":
+		q := url.Values{"user_id": {user}}
+		if client != "" {
+			q.Set("client_id", client)
+		}
+		return http.MethodDelete, "grants?" + q.Encode(), nil
+	}
+	return "", "", errors.New("grant revoke: give a grant id, or --user <id> (with --client <id> to revoke only that client's grants), not both")
 }

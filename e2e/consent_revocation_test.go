@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,9 +15,10 @@ import (
 // TestConsentEndsWithTheGrant: a remembered consent lasts as long as the
 // grant it produced. Whichever way the grant ends — the app revoking its
 // access or refresh token (RFC 7009), an operator revoking the grant on the
-// admin API, a replayed refresh token or code — the next interactive authorization
-// request shows the consent page again and prompt=none answers
-// consent_required. Allowing again is remembered again. A first-party client
+// admin API or all of the user's with the CLI, a replayed refresh token or
+// code, the user disconnecting the app on the connected-apps page — the
+// next interactive authorization request shows the consent page again and
+// prompt=none answers consent_required. Allowing again is remembered again. A first-party client
 // skips consent regardless.
 func TestConsentEndsWithTheGrant(t *testing.T) {
 	n := startNode(t, nodeOptions{})
@@ -127,6 +130,42 @@ func TestConsentEndsWithTheGrant(t *testing.T) {
 			t.Fatalf("admin revoke: %d", st)
 		}
 		ended(t, f, tok, "the operator revoked the grant")
+	})
+	t.Run("operator revokes all of the user's grants with the CLI", func(t *testing.T) {
+		f := newFlow(t, "Operator Revokes All", false)
+		tok := consentAndToken(t, f)
+		remembered(t, f, "before revocation")
+		sub, _ := tokenClaims(t, tok.AccessToken)["sub"].(string)
+		cmd := exec.Command(caddyBin, "oauthgate", "grant", "revoke", "--user", sub, "--client", f.c.ClientID,
+			"--address", strings.TrimPrefix(n.Admin, "http://"))
+		out, err := cmd.Output()
+		var res struct{ Revoked []string }
+		if err != nil || json.Unmarshal(out, &res) != nil || len(res.Revoked) != 1 || res.Revoked[0] != tokenClaims(t, tok.AccessToken)["gid"] {
+			t.Fatalf("caddy oauthgate grant revoke --user: %v\n%s", err, out)
+		}
+		ended(t, f, tok, "the operator revoked the user's grants")
+	})
+	t.Run("user disconnects the app", func(t *testing.T) {
+		f := newFlow(t, "Disconnected", false)
+		tok := consentAndToken(t, f)
+		remembered(t, f, "before disconnecting")
+		gid, _ := tokenClaims(t, tok.AccessToken)["gid"].(string)
+		p := ua.get(n.URL + "/oauth/account")
+		if p.StatusCode != http.StatusOK || !strings.Contains(p.Body, `value="`+gid+`"`) {
+			t.Fatalf("connected apps: %d, the app's grant %s not listed:\n%s", p.StatusCode, gid, p.Body)
+		}
+		if st := gateway(n, tok.AccessToken); st == http.StatusUnauthorized {
+			t.Fatalf("gateway before Disconnect: %d", st)
+		}
+		csrf := parseForm(t, p.Body).Fields.Get("csrf_token")
+		d := ua.post(n.URL+"/oauth/account", url.Values{"csrf_token": {csrf}, "grant_id": {gid}})
+		if d.StatusCode != http.StatusSeeOther || d.Location == nil || d.Location.Path != "/oauth/account" {
+			t.Fatalf("Disconnect: %d %v\n%s", d.StatusCode, d.Location, d.Body)
+		}
+		if st := gateway(n, tok.AccessToken); st != http.StatusUnauthorized {
+			t.Errorf("gateway after Disconnect: %d, want 401", st)
+		}
+		ended(t, f, tok, "the user disconnected the app")
 	})
 	t.Run("refresh token replayed", func(t *testing.T) {
 		f := newFlow(t, "Replayed", false)
