@@ -40,6 +40,9 @@ type Access struct {
 	Scopes     []string
 	// TTL is the token's lifetime. Default: Config.AccessTTL.
 	TTL time.Duration
+	// JKT, when set, binds the token to a DPoP key (RFC 9449 §6.1): the
+	// key's RFC 7638 thumbprint, in cnf.jkt.
+	JKT string
 }
 
 // accessClaims is the RFC 9068 payload, in a fixed field order.
@@ -56,6 +59,13 @@ type accessClaims struct {
 	BusinessID string `json:"authorized_business_id,omitempty"`
 	// SubjectType is "user" or "client": who sub names.
 	SubjectType string `json:"subject_type"`
+	// Cnf is RFC 7800's confirmation claim: the DPoP key (RFC 9449 §6.1).
+	Cnf *confirmation `json:"cnf,omitempty"`
+}
+
+// confirmation is the cnf claim of a DPoP-bound token.
+type confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // Values of the subject_type claim.
@@ -107,6 +117,9 @@ func (s *Service) MintAccess(a Access) (string, time.Time, error) {
 	}
 	if a.User {
 		c.SubjectType = subjectUser
+	}
+	if a.JKT != "" {
+		c.Cnf = &confirmation{JKT: a.JKT}
 	}
 	raw, err := s.encodeAccess(k, c, a.GrantID, a.ClientID, exp)
 	if err != nil {

@@ -118,6 +118,9 @@ type Claims struct {
 	// User is true for a token issued to a signed-in user, false for one a
 	// client obtained for itself (client credentials).
 	User bool
+	// JKT is the thumbprint of the DPoP key the token is bound to (cnf.jkt,
+	// RFC 9449 §6.1); empty for a bearer token.
+	JKT string
 }
 
 // Verify checks an access token: signature by a key of the current set, alg
@@ -202,7 +205,8 @@ type wireClaims struct {
 	Gid        string       `json:"gid"`
 	BusinessID string       `json:"authorized_business_id"`
 	// SubjectType is absent from tokens minted before the claim existed.
-	SubjectType *string `json:"subject_type"`
+	SubjectType *string       `json:"subject_type"`
+	Cnf         *confirmation `json:"cnf"`
 }
 
 // verifyFull does the cryptographic and claim checks, or for an opaque
@@ -248,6 +252,15 @@ func (s *Service) checkClaims(payload []byte, now time.Time) (*Claims, error) {
 	default:
 		return nil, fail(reasonBadClaims)
 	}
+	var jkt string
+	if w.Cnf != nil {
+		// A cnf we cannot honour is not ignored: the token would become a
+		// bearer token.
+		if w.Cnf.JKT == "" {
+			return nil, fail(reasonBadClaims)
+		}
+		jkt = w.Cnf.JKT
+	}
 	if !now.IsZero() {
 		if err := checkLifetime(now, *w.Exp, *w.Iat, w.Nbf); err != nil {
 			return nil, err
@@ -264,6 +277,7 @@ func (s *Service) checkClaims(payload []byte, now time.Time) (*Claims, error) {
 		IssuedAt:   int64(*w.Iat),
 		ExpiresAt:  int64(*w.Exp),
 		User:       user,
+		JKT:        jkt,
 	}, nil
 }
 
