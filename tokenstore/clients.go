@@ -7,20 +7,21 @@ import (
 )
 
 const clientColumns = `id, secret_hash, name, grant_types, scopes, redirect_uris, businesses,
-	is_first_party, is_public, created_at, updated_at, post_logout_redirect_uris, id_token_signed_response_alg`
+	is_first_party, is_public, created_at, updated_at, post_logout_redirect_uris, id_token_signed_response_alg,
+	dpop_bound_access_tokens`
 
 func scanClient(r scanner) (*Client, error) {
 	var c Client
-	var firstParty, public, created, updated int64
+	var firstParty, public, dpopBound, created, updated int64
 	if err := r.Scan(&c.ID, &c.SecretHash, &c.Name, (*strList)(&c.GrantTypes), (*strList)(&c.Scopes),
 		(*strList)(&c.RedirectURIs), (*strList)(&c.Businesses), &firstParty, &public, &created, &updated, (*strList)(&c.PostLogoutRedirectURIs),
-		&c.IDTokenSignedResponseAlg); err != nil {
+		&c.IDTokenSignedResponseAlg, &dpopBound); err != nil {
 		return nil, err
 	}
 	if len(c.SecretHash) == 0 {
 		c.SecretHash = nil
 	}
-	c.FirstParty, c.Public = firstParty != 0, public != 0
+	c.FirstParty, c.Public, c.DPoPBoundAccessTokens = firstParty != 0, public != 0, dpopBound != 0
 	c.CreatedAt, c.UpdatedAt = fromMs(created), fromMs(updated)
 	return &c, nil
 }
@@ -39,10 +40,10 @@ func (s *store) CreateClient(ctx context.Context, c *Client) error {
 	}
 	return s.write(ctx, op, func(ctx context.Context, t *tx) error {
 		if _, err := t.exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, blob(c.SecretHash), c.Name, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
 			list(c.Businesses), boolInt(c.FirstParty), boolInt(c.Public), ms(c.CreatedAt), ms(c.UpdatedAt),
-			list(c.PostLogoutRedirectURIs), c.IDTokenSignedResponseAlg); err != nil {
+			list(c.PostLogoutRedirectURIs), c.IDTokenSignedResponseAlg, boolInt(c.DPoPBoundAccessTokens)); err != nil {
 			return err
 		}
 		return t.change(ctx, ChangeClient, c.ID)
@@ -81,11 +82,11 @@ func (s *store) UpdateClient(ctx context.Context, c *Client) error {
 	return s.write(ctx, "updating client", func(ctx context.Context, t *tx) error {
 		n, err := t.execN(ctx, `UPDATE clients SET secret_hash = ?, name = ?, grant_types = ?, scopes = ?,
 			redirect_uris = ?, businesses = ?, is_first_party = ?, is_public = ?, updated_at = ?,
-			post_logout_redirect_uris = ?, id_token_signed_response_alg = ?
+			post_logout_redirect_uris = ?, id_token_signed_response_alg = ?, dpop_bound_access_tokens = ?
 			WHERE id = ?`,
 			blob(c.SecretHash), c.Name, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
 			list(c.Businesses), boolInt(c.FirstParty), boolInt(c.Public), ms(c.UpdatedAt),
-			list(c.PostLogoutRedirectURIs), c.IDTokenSignedResponseAlg, c.ID)
+			list(c.PostLogoutRedirectURIs), c.IDTokenSignedResponseAlg, boolInt(c.DPoPBoundAccessTokens), c.ID)
 		if err != nil {
 			return err
 		}

@@ -22,13 +22,13 @@ func scanGrant(r scanner) (*Grant, error) {
 	return &g, nil
 }
 
-const refreshColumns = `hash, grant_id, client_id, scopes, created_at, expires_at, used_at`
+const refreshColumns = `hash, grant_id, client_id, scopes, created_at, expires_at, used_at, jkt`
 
 func scanRefresh(r scanner) (*RefreshToken, error) {
 	var t RefreshToken
 	var created, expires int64
 	var used sql.NullInt64
-	if err := r.Scan(&t.Hash, &t.GrantID, &t.ClientID, (*strList)(&t.Scopes), &created, &expires, &used); err != nil {
+	if err := r.Scan(&t.Hash, &t.GrantID, &t.ClientID, (*strList)(&t.Scopes), &created, &expires, &used, &t.JKT); err != nil {
 		return nil, err
 	}
 	t.CreatedAt, t.ExpiresAt, t.UsedAt = fromMs(created), fromMs(expires), fromNullMs(used)
@@ -42,8 +42,8 @@ func insertRefresh(ctx context.Context, t *tx, rt *RefreshToken) error {
 	if rt.CreatedAt.IsZero() {
 		rt.CreatedAt = time.Now()
 	}
-	_, err := t.exec(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`) VALUES (?, ?, ?, ?, ?, ?, NULL)`,
-		rt.Hash, rt.GrantID, rt.ClientID, list(rt.Scopes), ms(rt.CreatedAt), ms(rt.ExpiresAt))
+	_, err := t.exec(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)`,
+		rt.Hash, rt.GrantID, rt.ClientID, list(rt.Scopes), ms(rt.CreatedAt), ms(rt.ExpiresAt), rt.JKT)
 	return err
 }
 

@@ -62,9 +62,12 @@ type Client struct {
 	// FirstParty clients (platform-scoped) skip the consent screen.
 	FirstParty bool
 	// Public clients have no secret and must use PKCE.
-	Public    bool
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Public bool
+	// DPoPBoundAccessTokens clients (RFC 9449 §5.2) always send a DPoP
+	// proof to the token endpoint and never get a bearer token.
+	DPoPBoundAccessTokens bool
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
 }
 
 // Grant is what a user (or, for client credentials, nobody) authorised a
@@ -123,6 +126,9 @@ type RefreshToken struct {
 	ExpiresAt time.Time
 	// UsedAt is zero until the token is rotated.
 	UsedAt time.Time
+	// JKT binds the token to a DPoP key (RFC 9449 §5): a refresh must
+	// carry a proof by the key with this thumbprint. Empty: unbound.
+	JKT string
 }
 
 // Consent remembers that a user allowed a client some scopes for a business.

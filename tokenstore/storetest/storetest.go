@@ -143,9 +143,11 @@ func sampleClient(id string) *tokenstore.Client {
 		PostLogoutRedirectURIs: []string{"https://app.example/signed-out"},
 		// Migration 0004.
 		IDTokenSignedResponseAlg: "RS256",
-		Businesses:               []string{"biz1"},
-		CreatedAt:                at(0),
-		UpdatedAt:                at(0),
+		// Migration 0006.
+		DPoPBoundAccessTokens: true,
+		Businesses:            []string{"biz1"},
+		CreatedAt:             at(0),
+		UpdatedAt:             at(0),
 	}
 }
 
@@ -188,6 +190,8 @@ func sampleRefresh(secret, grantID string, ttl time.Duration) *tokenstore.Refres
 		Scopes:    []string{"read:invoices"},
 		CreatedAt: at(0),
 		ExpiresAt: time.Now().Add(ttl).Truncate(time.Millisecond).UTC(),
+		// Migration 0006: the DPoP key of a public client's refresh token.
+		JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
 	}
 }
 
