@@ -54,6 +54,10 @@ type ClientSpec struct {
 	FirstParty bool `json:"first_party,omitempty"`
 	// Public clients have no secret and must use PKCE.
 	Public bool `json:"public,omitempty"`
+	// DPoPBoundAccessTokens (RFC 9449 §5.2) requires a DPoP proof on
+	// every token request of the client: it never gets a bearer token.
+	// Default false (a proof is optional).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 }
 
 // Client is the store record of the client spec describes, under id.
@@ -62,6 +66,7 @@ func (spec ClientSpec) Client(id string) *tokenstore.Client {
 		ID: id, Name: spec.Name, GrantTypes: spec.GrantTypes, Scopes: spec.Scopes, Businesses: spec.Businesses,
 		RedirectURIs: spec.RedirectURIs, PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs,
 		IDTokenSignedResponseAlg: spec.IDTokenSignedResponseAlg, FirstParty: spec.FirstParty, Public: spec.Public,
+		DPoPBoundAccessTokens: spec.DPoPBoundAccessTokens,
 	}
 }
 
@@ -69,7 +74,8 @@ func (spec ClientSpec) Client(id string) *tokenstore.Client {
 func specOf(c *tokenstore.Client) ClientSpec {
 	return ClientSpec{Name: c.Name, GrantTypes: c.GrantTypes, Scopes: c.Scopes, Businesses: c.Businesses,
 		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, FirstParty: c.FirstParty, Public: c.Public}
+		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, FirstParty: c.FirstParty, Public: c.Public,
+		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens}
 }
 
 // clientView is how a client is shown: never with its secret or hash.
@@ -87,6 +93,7 @@ type clientView struct {
 	IDTokenSignedResponseAlg string    `json:"id_token_signed_response_alg,omitempty"`
 	FirstParty               bool      `json:"first_party"`
 	Public                   bool      `json:"public"`
+	DPoPBoundAccessTokens    bool      `json:"dpop_bound_access_tokens"`
 	CreatedAt                time.Time `json:"created_at"`
 	UpdatedAt                time.Time `json:"updated_at"`
 }
@@ -104,6 +111,7 @@ func viewClient(c *tokenstore.Client) clientView {
 		PostLogoutRedirectURIs:   nonNil(c.PostLogoutRedirectURIs),
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 		FirstParty:               c.FirstParty, Public: c.Public, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 	}
 }
 

@@ -53,6 +53,9 @@ type metadata struct {
 	AuthorizationResponseISSParameter bool     `json:"authorization_response_iss_parameter_supported"`
 	RequestParameterSupported         bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
+	// DPoPSigningAlgs are the accepted DPoP proof algorithms (RFC 9449
+	// §5.1).
+	DPoPSigningAlgs []string `json:"dpop_signing_alg_values_supported"`
 }
 
 // serveMetadata serves both /.well-known/oauth-authorization-server and
@@ -96,6 +99,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "user_id", "user_name", "user_email", "default_business_id", "business_ids", "authorized_business_id"},
 		PromptValuesSupported:             []string{"none", "login", "consent"},
 		AuthorizationResponseISSParameter: true,
+		DPoPSigningAlgs:                   s.DPoPAlgs(),
 	}
 	if _, builtin := s.identity.(builtinIdentity); builtin {
 		md.EndSessionEndpoint = s.endpointURL(s.paths.signOut)

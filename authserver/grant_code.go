@@ -74,7 +74,11 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 	if e != nil {
 		return nil, e
 	}
-	resp, e := s.mintAccess(tokens.Access{Subject: ac.UserID, User: true, ClientID: c.ID, GrantID: grant.ID, BusinessID: ac.BusinessID, Scopes: ac.Scopes})
+	jkt := proofKey(ctx)
+	if rt != nil && c.Public {
+		rt.JKT = jkt // RFC 9449 §5: a public client's refresh token is bound too
+	}
+	resp, e := s.mintAccess(tokens.Access{Subject: ac.UserID, User: true, ClientID: c.ID, GrantID: grant.ID, BusinessID: ac.BusinessID, Scopes: ac.Scopes, JKT: jkt})
 	if e != nil {
 		return nil, e
 	}
@@ -278,6 +282,12 @@ func (g refreshTokenGrant) handle(ctx context.Context, c *authenticatedClient, p
 	if !old.UsedAt.IsZero() {
 		return nil, s.refreshReused(ctx, old.GrantID)
 	}
+	// A bound refresh token without its key's proof is refused before
+	// anything is spent: its thief cannot use it, nor burn it.
+	nextJKT, e := refreshProofKey(ctx, c, old.JKT)
+	if e != nil {
+		return nil, e
+	}
 	grant, err := s.store.GetGrant(ctx, old.GrantID)
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
@@ -306,10 +316,11 @@ func (g refreshTokenGrant) handle(ctx context.Context, c *authenticatedClient, p
 		// replace the token, so it is not spent either.
 		return nil, errUnauthorizedClient("the client may no longer refresh")
 	}
+	next.JKT = nextJKT
 	// Everything the answer needs is made before the token is rotated, so
 	// that an error answer leaves the old token unspent and the client's
 	// retry succeeds instead of tripping the reuse rule.
-	resp, e := s.mintAccess(tokens.Access{Subject: grant.UserID, User: true, ClientID: c.ID, GrantID: grant.ID, BusinessID: grant.BusinessID, Scopes: scopes})
+	resp, e := s.mintAccess(tokens.Access{Subject: grant.UserID, User: true, ClientID: c.ID, GrantID: grant.ID, BusinessID: grant.BusinessID, Scopes: scopes, JKT: proofKey(ctx)})
 	if e != nil {
 		return nil, e
 	}

@@ -105,6 +105,13 @@ type introspection struct {
 	Audience   string `json:"aud,omitempty"`
 	JTI        string `json:"jti,omitempty"`
 	BusinessID string `json:"authorized_business_id,omitempty"`
+	// Cnf is the key a DPoP-bound token is bound to (RFC 9449 §6.2).
+	Cnf *confirmation `json:"cnf,omitempty"`
+}
+
+// confirmation is RFC 7800's cnf member with RFC 9449's jkt.
+type confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // serveIntrospect implements RFC 7662. A client may introspect the tokens
@@ -147,11 +154,15 @@ func (s *Server) introspect(ctx context.Context, c *authenticatedClient, raw, hi
 			case err != nil:
 				return nil, s.storeError("loading client", err)
 			}
-			return &introspection{
+			in := &introspection{
 				Active: true, Scope: claims.Scope, ClientID: claims.ClientID, Subject: claims.Subject,
 				TokenType: "Bearer", Exp: claims.ExpiresAt, Iat: claims.IssuedAt,
 				Issuer: s.cfg.Issuer, Audience: s.tokens.Audience(), JTI: claims.JTI, BusinessID: claims.BusinessID,
-			}, nil
+			}
+			if claims.JKT != "" {
+				in.TokenType, in.Cnf = "DPoP", &confirmation{JKT: claims.JKT}
+			}
+			return in, nil
 		case errors.Is(err, tokens.ErrUnavailable):
 			return nil, errUnavailable()
 		}
@@ -173,9 +184,13 @@ func (s *Server) introspect(ctx context.Context, c *authenticatedClient, raw, hi
 		}
 		return inactive, nil
 	}
-	return &introspection{
+	in := &introspection{
 		Active: true, Scope: joinScopes(rt.Scopes), ClientID: rt.ClientID, Subject: g.UserID,
 		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(),
 		Issuer: s.cfg.Issuer, BusinessID: g.BusinessID,
-	}, nil
+	}
+	if rt.JKT != "" {
+		in.Cnf = &confirmation{JKT: rt.JKT}
+	}
+	return in, nil
 }

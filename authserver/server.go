@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/oauthgate/oauthgate/dpop"
 	"github.com/oauthgate/oauthgate/throttle"
 	"github.com/oauthgate/oauthgate/tokens"
 )
@@ -77,6 +78,10 @@ type Config struct {
 	// Throttle counts failed sign-ins and client authentications and
 	// refuses locked accounts, clients and addresses. Nil: no throttling.
 	Throttle *throttle.Throttle
+	// DPoP checks DPoP proofs (RFC 9449) at the token endpoint; share it
+	// with the gateway so one replay cache sees every proof of the node.
+	// Default: a checker with dpop's defaults.
+	DPoP *dpop.Checker
 	// ClientAddress returns the client's IP address as the HTTP server
 	// knows it (behind trusted proxies, the forwarded one). Default, or
 	// when it returns "": the host of r.RemoteAddr.
@@ -112,6 +117,8 @@ type Server struct {
 	identity identitySource
 	pages    *pages
 	throttle *throttle.Throttle
+	// proofs checks DPoP proofs at the token endpoint (dpop.go).
+	proofs *tokenProofs
 }
 
 type endpointPaths struct {
@@ -181,6 +188,9 @@ func New(cfg Config, store Store, ts *tokens.Service) (*Server, error) {
 		s.scopes[sc.Name] = sc.Description
 	}
 	if err := s.initThirdPartyScopes(); err != nil {
+		return nil, err
+	}
+	if err := s.initDPoP(); err != nil {
 		return nil, err
 	}
 	s.grants = []grantHandler{

@@ -77,7 +77,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if !slices.Contains(c.GrantTypes, gt) {
 		return nil, gt, errUnauthorizedClient("the client is not registered for this grant type")
 	}
-	resp, e := h.handle(r.Context(), c, p)
+	jkt, e := s.tokenProof(w, r, c)
+	if e != nil {
+		return nil, gt, e
+	}
+	resp, e := h.handle(withProofKey(r.Context(), jkt), c, p)
 	return resp, gt, e
 }
 
@@ -98,9 +102,13 @@ func (s *Server) mintAccess(a tokens.Access) (*tokenResponse, *Error) {
 	if err != nil {
 		return nil, s.storeError("minting access token", err)
 	}
+	tt := "Bearer"
+	if a.JKT != "" {
+		tt = "DPoP" // RFC 9449 §5.1
+	}
 	return &tokenResponse{
 		AccessToken: raw,
-		TokenType:   "Bearer",
+		TokenType:   tt,
 		// exp is whole seconds after a fractional now: round up so a 1h
 		// token says 3600, as the guides show.
 		ExpiresIn: int64(math.Ceil(exp.Sub(s.now()).Seconds())),
@@ -183,7 +191,7 @@ func (g clientCredentialsGrant) handle(ctx context.Context, c *authenticatedClie
 	if err != nil {
 		return nil, g.s.storeError("generating grant id", err)
 	}
-	resp, e := g.s.mintAccess(tokens.Access{Subject: c.ID, ClientID: c.ID, GrantID: gid, Scopes: scopes})
+	resp, e := g.s.mintAccess(tokens.Access{Subject: c.ID, ClientID: c.ID, GrantID: gid, Scopes: scopes, JKT: proofKey(ctx)})
 	if e != nil {
 		return nil, e
 	}

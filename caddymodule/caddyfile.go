@@ -91,6 +91,7 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 //			id_token_signed_response_alg RS256|<signing_alg>
 //			first_party
 //			public
+//			dpop_bound_access_tokens
 //		}
 //		refresh_tokens always|offline_access
 //		public_revocation
@@ -384,13 +385,16 @@ func parseStaticClient(d *caddyfile.Dispenser) (StaticClient, error) {
 			case "post_logout_redirect_uris":
 				c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, vals...)
 			}
-		case "first_party", "public":
+		case "first_party", "public", "dpop_bound_access_tokens":
 			if d.NextArg() {
 				return c, d.ArgErr()
 			}
-			if opt == "public" {
+			switch opt {
+			case "public":
 				c.Public = true
-			} else {
+			case "dpop_bound_access_tokens":
+				c.DPoPBoundAccessTokens = true
+			default:
 				c.FirstParty = true
 			}
 		default:
