@@ -143,7 +143,7 @@ func sampleClient(id string) *tokenstore.Client {
 		PostLogoutRedirectURIs: []string{"https://app.example/signed-out"},
 		// Migration 0004.
 		IDTokenSignedResponseAlg: "RS256",
-		// Migration 0006.
+		// Migration 0007.
 		DPoPBoundAccessTokens: true,
 		Businesses:            []string{"biz1"},
 		CreatedAt:             at(0),
@@ -190,7 +190,7 @@ func sampleRefresh(secret, grantID string, ttl time.Duration) *tokenstore.Refres
 		Scopes:    []string{"read:invoices"},
 		CreatedAt: at(0),
 		ExpiresAt: time.Now().Add(ttl).Truncate(time.Millisecond).UTC(),
-		// Migration 0006: the DPoP key of a public client's refresh token.
+		// Migration 0007: the DPoP key of a public client's refresh token.
 		JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
 	}
 }
