@@ -156,6 +156,64 @@ func TestClusterPostgres(t *testing.T) {
 		}
 	})
 
+	t.Run("Disconnect on A, refused on B", func(t *testing.T) {
+		// The user of "nothing sticky", on a new browser and app.
+		f := newBrowserFlow(a)
+		gid, refresh, err := f.grant(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tr struct {
+			AccessToken  string `json:"access_token"`
+			RefreshToken string `json:"refresh_token"`
+		}
+		if st, err := postFormDecode(b.URL+"/oauth/token", f.client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}, &tr); err != nil || st != http.StatusOK {
+			t.Fatalf("refresh on B: %d %v", st, err)
+		}
+		active := func(n *node) bool {
+			var res struct{ Active bool }
+			st, err := postFormDecode(n.URL+"/oauth/introspect", f.client, url.Values{"token": {tr.AccessToken}}, &res)
+			return err == nil && st == http.StatusOK && res.Active
+		}
+		if st := gateway(b, tr.AccessToken); st != http.StatusOK || !active(b) {
+			t.Fatalf("before Disconnect, B: gateway %d, active %v", st, active(b))
+		}
+		// The connected-apps page on A, and its Disconnect form.
+		resp, err := f.browser.Get(a.URL + "/oauth/account")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `value="`+gid+`"`) {
+			t.Fatalf("connected apps on A: %d, grant %s not listed", resp.StatusCode, gid)
+		}
+		resp, err = f.browser.PostForm(a.URL+"/oauth/account", url.Values{"csrf_token": {hiddenInput(page, "csrf_token")}, "grant_id": {gid}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/oauth/account" || resp.Request.URL.Query().Get("disconnected") == "" {
+			t.Fatalf("Disconnect on A: %d at %s", resp.StatusCode, resp.Request.URL)
+		}
+		d, ok := waitUntil(propagationBound, func() bool { return gateway(b, tr.AccessToken) == http.StatusUnauthorized && !active(b) })
+		if !ok {
+			t.Fatalf("B still accepts the disconnected app's token after %v: gateway %d, active %v", d, gateway(b, tr.AccessToken), active(b))
+		}
+		t.Logf("Disconnect on A refused on B after %v", d)
+		resp, err = fast.PostForm(b.URL+"/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken},
+			"client_id": {f.client.ClientID}, "client_secret": {f.client.ClientSecret}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e errorBody
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || e.Error != "invalid_grant" {
+			t.Errorf("refresh on B after Disconnect: %d %q, want 400 invalid_grant", resp.StatusCode, e.Error)
+		}
+	})
+
 	t.Run("revoke on A, refused on B", func(t *testing.T) {
 		const n = 100
 		d := measureRevocations(t, a, b, c, n)
@@ -669,6 +727,12 @@ func newCodeFlow(t *testing.T, n *node) *codeFlow {
 		"businesses": []map[string]string{{"id": "b1", "name": "B1"}}}, nil); st != http.StatusCreated {
 		t.Fatalf("creating a user: %d", st)
 	}
+	return newBrowserFlow(n)
+}
+
+// newBrowserFlow is a codeFlow with a new browser and a new first-party
+// client, for the user newCodeFlow created before.
+func newBrowserFlow(n *node) *codeFlow {
 	c := n.registerClient(map[string]any{"name": "rotator", "scopes": []string{"read:invoices"}, "first_party": true,
 		"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{flowRedirect}})
 	jar, _ := cookiejar.New(nil)
