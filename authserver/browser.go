@@ -61,6 +61,8 @@ func (s *Server) serveBrowser(w http.ResponseWriter, r *http.Request, path strin
 		s.serveAccount(w, r)
 	case path == s.paths.userinfo:
 		s.serveUserinfo(w, r)
+	case path == s.paths.developer || strings.HasPrefix(path, s.paths.developer+"/"):
+		return s.serveDeveloper(w, r, strings.TrimPrefix(path, s.paths.developer))
 	case strings.HasPrefix(path, s.paths.assets):
 		s.serveAsset(w, r, strings.TrimPrefix(path, s.paths.assets))
 	default:

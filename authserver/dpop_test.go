@@ -223,4 +223,3 @@ func TestDiscoveryAdvertisesDPoP(t *testing.T) {
 		}
 	}
 }
-

@@ -15,9 +15,13 @@ func (s *Server) accountNav(acct *account, current string) []navLink {
 	if acct == nil {
 		return nil
 	}
-	return []navLink{
+	nav := []navLink{
 		{Label: "Connected apps", URL: s.paths.account, Current: current == s.paths.account},
 	}
+	if s.cfg.DeveloperPortal != nil {
+		nav = append(nav, navLink{Label: "Developer portal", URL: s.paths.developer, Current: current == s.paths.developer})
+	}
+	return nav
 }
 
 // returnPages are the self-service pages sign-in may return to, besides

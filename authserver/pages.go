@@ -39,7 +39,7 @@ func loadPages() (*pages, error) {
 	sum := sha256.Sum256(css)
 	p.assets["oauthgate.css"] = css
 	p.css = "oauthgate.css?v=" + hex.EncodeToString(sum[:6])
-	for _, name := range []string{"signin", "consent", "error", "signout", "account"} {
+	for _, name := range []string{"signin", "consent", "error", "signout", "account", "developer"} {
 		t, err := template.ParseFS(templates, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parsing %s page: %w", name, err)
@@ -60,6 +60,8 @@ type pageData struct {
 	Error   *pageError
 	SignIn  *signInView
 	Consent *consentView
+	// Developer is a developer-portal page.
+	Developer *developerView
 	// SignOutPage is the sign-out question or its outcome.
 	SignOutPage *signOutView
 	// SignOut, on pages shown to a signed-in user, is the footer's

@@ -36,7 +36,7 @@ type RedirectURIError struct {
 }
 
 func (e *RedirectURIError) Error() string {
-	return fmt.Sprintf("redirect_uri %q %s", e.URI, e.Reason)
+	return fmt.Sprintf("redirect_uri %q: %s", e.URI, e.Reason)
 }
 
 // ValidateRedirectURI enforces RFC 6749 §3.1.2, RFC 9700 §2.1 and §4.1.3
@@ -49,7 +49,7 @@ func (e *RedirectURIError) Error() string {
 func ValidateRedirectURI(raw string, rules RedirectURIRules) error {
 	bad := func(reason string) error { return &RedirectURIError{URI: raw, Reason: reason} }
 	if len(raw) > MaxRedirectURILength {
-		return &RedirectURIError{URI: raw[:40] + "…", Reason: fmt.Sprintf("is longer than %d characters", MaxRedirectURILength)}
+		return &RedirectURIError{URI: raw[:40] + "…", Reason: fmt.Sprintf("longer than %d characters", MaxRedirectURILength)}
 	}
 	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return bad("must not contain spaces or control characters")
@@ -79,7 +79,7 @@ func ValidateRedirectURI(raw string, rules RedirectURIRules) error {
 		}
 		if h != "localhost" && h != "127.0.0.1" && h != "::1" &&
 			!slices.ContainsFunc(rules.HTTPHosts, func(a string) bool { return strings.EqualFold(a, h) }) {
-			return bad("must use https: http is allowed only for loopback hosts (127.0.0.1, [::1], localhost)")
+			return bad("http is allowed only for loopback hosts (127.0.0.1, [::1], localhost); use https")
 		}
 	default:
 		if !strings.Contains(u.Scheme, ".") {
@@ -97,11 +97,11 @@ func ValidateRedirectURI(raw string, rules RedirectURIRules) error {
 // returns a *RedirectURIError for the first refused URI.
 func ValidateRedirectURIs(uris []string, rules RedirectURIRules) error {
 	if len(uris) > MaxRedirectURIs {
-		return &RedirectURIError{URI: uris[MaxRedirectURIs], Reason: fmt.Sprintf("is one too many: at most %d redirect URIs", MaxRedirectURIs)}
+		return &RedirectURIError{URI: uris[MaxRedirectURIs], Reason: fmt.Sprintf("one too many: at most %d redirect URIs", MaxRedirectURIs)}
 	}
 	for i, u := range uris {
 		if slices.Contains(uris[:i], u) {
-			return &RedirectURIError{URI: u, Reason: "is listed twice"}
+			return &RedirectURIError{URI: u, Reason: "listed twice"}
 		}
 		if err := ValidateRedirectURI(u, rules); err != nil {
 			return err

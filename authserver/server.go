@@ -72,6 +72,9 @@ type Config struct {
 	// SessionTTL is how long a sign-in to the built-in directory lasts.
 	// Default 12 hours.
 	SessionTTL time.Duration
+	// DeveloperPortal, when set, serves the developer portal at
+	// <base>/developer (developer.go). Nil: no portal.
+	DeveloperPortal *DeveloperPortal
 	// Delegated, when set, asks the platform who is signed in instead of
 	// signing users in against the built-in directory.
 	Delegated *DelegatedIdentity
@@ -126,6 +129,8 @@ type endpointPaths struct {
 	signIn, consent, signOut, assets                     string
 	// account is the connected-apps page.
 	account string
+	// developer is the developer portal.
+	developer string
 }
 
 // New validates cfg and builds a Server.
@@ -176,6 +181,7 @@ func New(cfg Config, store Store, ts *tokens.Service) (*Server, error) {
 			signOut:    base + "/sign-out",
 			account:    base + "/account",
 			assets:     base + "/assets/",
+			developer:  base + "/developer",
 		},
 	}
 	if err := s.initBrowser(); err != nil {
@@ -192,6 +198,11 @@ func New(cfg Config, store Store, ts *tokens.Service) (*Server, error) {
 	}
 	if err := s.initDPoP(); err != nil {
 		return nil, err
+	}
+	if cfg.DeveloperPortal != nil {
+		if err := checkDeveloperPortal(cfg.DeveloperPortal); err != nil {
+			return nil, err
+		}
 	}
 	s.grants = []grantHandler{
 		clientCredentialsGrant{s},

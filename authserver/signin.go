@@ -59,7 +59,7 @@ var badReturnTo = &pageError{Status: http.StatusBadRequest, Title: "Nothing to s
 // endpoint or one of its self-service pages (returnPages, exactly), so the
 // page cannot be used to redirect anywhere else.
 func (s *Server) returnTarget(returnTo string) (url.Values, bool) {
-	if slices.Contains(s.returnPages(), returnTo) {
+	if slices.Contains(s.returnPages(), returnTo) || s.selfServicePage(returnTo) {
 		return url.Values{}, true
 	}
 	if !strings.HasPrefix(returnTo, s.paths.authorize+"?") || strings.ContainsAny(returnTo, "\\\r\n#") {
@@ -74,6 +74,22 @@ func (s *Server) returnTarget(returnTo string) (url.Values, bool) {
 		return nil, false
 	}
 	return q, true
+}
+
+// selfServicePage reports whether returnTo is a path on this site (with
+// an optional query) of one of the self-service pages a signed-out user is
+// sent to sign in from: the developer portal.
+func (s *Server) selfServicePage(returnTo string) bool {
+	if !strings.HasPrefix(returnTo, "/") || strings.HasPrefix(returnTo, "//") || strings.Contains(returnTo, "..") ||
+		strings.ContainsAny(returnTo, "\\\r\n#") {
+		return false
+	}
+	u, err := url.Parse(returnTo)
+	if err != nil || u.Scheme != "" || u.Host != "" {
+		return false
+	}
+	dev := s.paths.developer
+	return s.cfg.DeveloperPortal != nil && (u.Path == dev || strings.HasPrefix(u.Path, dev+"/"))
 }
 
 // showLocked answers a sign-in refused for d: 429 with Retry-After, the

@@ -83,6 +83,11 @@ type App struct {
 	// staging host. Default: none, https only (RFC 9700 §2.1).
 	AllowHTTPRedirect []string `json:"allow_http_redirect,omitempty"`
 
+	// DeveloperPortal serves the developer portal at <base_path>/developer,
+	// where signed-in users register and manage their own apps. Default:
+	// off.
+	DeveloperPortal *DeveloperPortalConfig `json:"developer_portal,omitempty"`
+
 	// Clients are declared in the configuration rather than registered
 	// through the admin API. They take precedence over stored clients with
 	// the same id and cannot be edited through the API.
@@ -178,6 +183,16 @@ type StoreConfig struct {
 	ConnectTimeout caddy.Duration `json:"connect_timeout,omitempty"`
 	// StatementTimeout bounds each query. Default 5s.
 	StatementTimeout caddy.Duration `json:"statement_timeout,omitempty"`
+}
+
+// DeveloperPortalConfig configures the developer portal.
+type DeveloperPortalConfig struct {
+	// Register says who may register apps: "anyone" signed in (default) or
+	// "business_admins", users who administer at least one business.
+	Register string `json:"register,omitempty"`
+	// PlatformAdmins are users, by id or e-mail address, who see every app
+	// in the portal and may mark one first-party. Default: none.
+	PlatformAdmins []string `json:"platform_admins,omitempty"`
 }
 
 // ScopeConfig is one entry of the scope catalogue.
@@ -319,6 +334,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Branding:                     a.branding(),
 		SessionTTL:                   time.Duration(a.SessionTTL),
 		Delegated:                    delegated,
+		DeveloperPortal:              a.developerPortal(),
 		BrowserMetrics:               bm,
 		ClientAddress:                clientIP,
 		Logger:                       a.logger.Named("authserver"),
@@ -340,6 +356,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.handles = check.Handles
 	a.users, err = a.userSpecs(repl)
 	return err
+}
+
+// developerPortal is the portal's configuration, nil when it is off.
+func (a *App) developerPortal() *authserver.DeveloperPortal {
+	if a.DeveloperPortal == nil {
+		return nil
+	}
+	return &authserver.DeveloperPortal{Register: a.DeveloperPortal.Register, PlatformAdmins: a.DeveloperPortal.PlatformAdmins}
 }
 
 // branding is the pages' look beyond the brand name.

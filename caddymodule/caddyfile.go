@@ -79,6 +79,11 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 //		scope <name> [<description>]
 //		third_party_scopes <scope...>
 //		allow_http_redirect <host...>
+//		developer_portal off
+//		developer_portal {
+//			register anyone|business_admins
+//			platform_admins <user id or e-mail...>
+//		}
 //		client <id> {
 //			secret <secret>
 //			secret_hash <sha256:hex>
@@ -133,6 +138,11 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 // developer portal, dynamic registration) may ask for: catalogue scopes,
 // openid, offline_access (default: all of them). allow_http_redirect names
 // hosts besides loopback whose redirect URIs may use plain http.
+// developer_portal (off by default; the word alone turns it on) serves
+// <base_path>/developer, where signed-in users register their own apps:
+// register says who may (default anyone signed in; business_admins: users
+// who administer a business), platform_admins who sees every app and may
+// mark one first-party.
 // brand names the platform on the sign-in, consent and error pages; its
 // block (optional) gives a logo or an inline mark and an accent colour.
 // identity
@@ -247,6 +257,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			} else {
 				app.AllowHTTPRedirect = append(app.AllowHTTPRedirect, vals...)
 			}
+		case "developer_portal":
+			dp, err := parseDeveloperPortal(d)
+			if err != nil {
+				return nil, err
+			}
+			app.DeveloperPortal = dp
 		case "client":
 			c, err := parseStaticClient(d)
 			if err != nil {
@@ -276,6 +292,40 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		}
 	}
 	return httpcaddyfile.App{Name: "oauthgate", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseDeveloperPortal reads `developer_portal off` or
+// `developer_portal [{ register …; platform_admins … }]`.
+func parseDeveloperPortal(d *caddyfile.Dispenser) (*DeveloperPortalConfig, error) {
+	if d.NextArg() {
+		if d.Val() != "off" || d.NextArg() {
+			return nil, d.Err("developer_portal: want `developer_portal off` or a block")
+		}
+		if d.NextBlock(d.Nesting()) {
+			return nil, d.Err("developer_portal off takes no block")
+		}
+		return nil, nil
+	}
+	dp := new(DeveloperPortalConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "register":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			dp.Register = v
+		case "platform_admins":
+			vals := d.RemainingArgs()
+			if len(vals) == 0 {
+				return nil, d.ArgErr()
+			}
+			dp.PlatformAdmins = append(dp.PlatformAdmins, vals...)
+		default:
+			return nil, d.Errf("unrecognized developer_portal option %q", opt)
+		}
+	}
+	return dp, nil
 }
 
 // oneArg reads exactly one argument.

@@ -8,14 +8,14 @@ import (
 
 const clientColumns = `id, secret_hash, name, grant_types, scopes, redirect_uris, businesses,
 	is_first_party, is_public, created_at, updated_at, post_logout_redirect_uris, id_token_signed_response_alg,
-	dpop_bound_access_tokens`
+	dpop_bound_access_tokens, owner_id, owner_business_id`
 
 func scanClient(r scanner) (*Client, error) {
 	var c Client
 	var firstParty, public, dpopBound, created, updated int64
 	if err := r.Scan(&c.ID, &c.SecretHash, &c.Name, (*strList)(&c.GrantTypes), (*strList)(&c.Scopes),
 		(*strList)(&c.RedirectURIs), (*strList)(&c.Businesses), &firstParty, &public, &created, &updated, (*strList)(&c.PostLogoutRedirectURIs),
-		&c.IDTokenSignedResponseAlg, &dpopBound); err != nil {
+		&c.IDTokenSignedResponseAlg, &dpopBound, &c.OwnerID, &c.OwnerBusinessID); err != nil {
 		return nil, err
 	}
 	if len(c.SecretHash) == 0 {
@@ -40,10 +40,10 @@ func (s *store) CreateClient(ctx context.Context, c *Client) error {
 	}
 	return s.write(ctx, op, func(ctx context.Context, t *tx) error {
 		if _, err := t.exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, blob(c.SecretHash), c.Name, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
 			list(c.Businesses), boolInt(c.FirstParty), boolInt(c.Public), ms(c.CreatedAt), ms(c.UpdatedAt),
-			list(c.PostLogoutRedirectURIs), c.IDTokenSignedResponseAlg, boolInt(c.DPoPBoundAccessTokens)); err != nil {
+			list(c.PostLogoutRedirectURIs), c.IDTokenSignedResponseAlg, boolInt(c.DPoPBoundAccessTokens), c.OwnerID, c.OwnerBusinessID); err != nil {
 			return err
 		}
 		return t.change(ctx, ChangeClient, c.ID)
@@ -73,6 +73,22 @@ func (s *store) ListClients(ctx context.Context) ([]*Client, error) {
 	return out, nil
 }
 
+// ListClientsByOwner returns the clients owner registered, newest first.
+// The operator's clients, with no owner, are nobody's.
+func (s *store) ListClientsByOwner(ctx context.Context, owner string) ([]*Client, error) {
+	if owner == "" {
+		return nil, nil
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	rows, err := s.read().query(ctx, `SELECT `+clientColumns+` FROM clients WHERE owner_id = ? ORDER BY created_at DESC, id`, owner)
+	out, err := collect(rows, err, scanClient)
+	if err != nil {
+		return nil, fail("listing clients by owner", err)
+	}
+	return out, nil
+}
+
 // UpdateClient replaces every field but ID and CreatedAt, filling a zero
 // UpdatedAt with now.
 func (s *store) UpdateClient(ctx context.Context, c *Client) error {
@@ -82,11 +98,11 @@ func (s *store) UpdateClient(ctx context.Context, c *Client) error {
 	return s.write(ctx, "updating client", func(ctx context.Context, t *tx) error {
 		n, err := t.execN(ctx, `UPDATE clients SET secret_hash = ?, name = ?, grant_types = ?, scopes = ?,
 			redirect_uris = ?, businesses = ?, is_first_party = ?, is_public = ?, updated_at = ?,
-			post_logout_redirect_uris = ?, id_token_signed_response_alg = ?, dpop_bound_access_tokens = ?
+			post_logout_redirect_uris = ?, id_token_signed_response_alg = ?, dpop_bound_access_tokens = ?, owner_id = ?, owner_business_id = ?
 			WHERE id = ?`,
 			blob(c.SecretHash), c.Name, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
 			list(c.Businesses), boolInt(c.FirstParty), boolInt(c.Public), ms(c.UpdatedAt),
-			list(c.PostLogoutRedirectURIs), c.IDTokenSignedResponseAlg, boolInt(c.DPoPBoundAccessTokens), c.ID)
+			list(c.PostLogoutRedirectURIs), c.IDTokenSignedResponseAlg, boolInt(c.DPoPBoundAccessTokens), c.OwnerID, c.OwnerBusinessID, c.ID)
 		if err != nil {
 			return err
 		}

@@ -66,8 +66,14 @@ type Client struct {
 	// DPoPBoundAccessTokens clients (RFC 9449 §5.2) always send a DPoP
 	// proof to the token endpoint and never get a bearer token.
 	DPoPBoundAccessTokens bool
-	CreatedAt             time.Time
-	UpdatedAt             time.Time
+	// OwnerID is the user who registered the client in the developer
+	// portal; empty for the operator's clients (admin API, configuration).
+	OwnerID string
+	// OwnerBusinessID is the business the owner registered it for, as the
+	// portal shows it; it grants no tenancy (Businesses does).
+	OwnerBusinessID string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // Grant is what a user (or, for client credentials, nobody) authorised a
@@ -215,6 +221,9 @@ type Clients interface {
 	GetClient(ctx context.Context, id string) (*Client, error)
 	// ListClients returns every client ordered by ID.
 	ListClients(ctx context.Context) ([]*Client, error)
+	// ListClientsByOwner returns the clients owner registered, newest
+	// first.
+	ListClientsByOwner(ctx context.Context, owner string) ([]*Client, error)
 	// UpdateClient replaces every field but ID and CreatedAt.
 	UpdateClient(ctx context.Context, c *Client) error
 	// DeleteClient also deletes the client's codes, grants, refresh tokens

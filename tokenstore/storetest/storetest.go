@@ -144,10 +144,14 @@ func sampleClient(id string) *tokenstore.Client {
 		// Migration 0004.
 		IDTokenSignedResponseAlg: "RS256",
 		// Migration 0007.
+		// Migration 0007.
 		DPoPBoundAccessTokens: true,
-		Businesses:            []string{"biz1"},
-		CreatedAt:             at(0),
-		UpdatedAt:             at(0),
+		// Migration 0008.
+		OwnerID:         "usr_dev",
+		OwnerBusinessID: "biz1",
+		Businesses:      []string{"biz1"},
+		CreatedAt:       at(0),
+		UpdatedAt:       at(0),
 	}
 }
 
@@ -368,6 +372,12 @@ func testClients(t *testing.T, s tokenstore.Store) {
 	list, err := s.ListClients(ctx)
 	check(t, "ListClients", err)
 	equal(t, "ListClients (by id)", list, []*tokenstore.Client{a, b, public})
+	mine, err := s.ListClientsByOwner(ctx, "usr_dev")
+	check(t, "ListClientsByOwner", err)
+	equal(t, "ListClientsByOwner (newest first, then by id)", mine, []*tokenstore.Client{a, b})
+	nobody, err := s.ListClientsByOwner(ctx, "")
+	check(t, "ListClientsByOwner", err)
+	equal(t, "ListClientsByOwner of nobody", len(nobody), 0)
 
 	upd := &tokenstore.Client{ID: "a", Name: "Renamed", GrantTypes: []string{"client_credentials"},
 		Scopes: []string{"write:invoices"}, Businesses: []string{"biz1", "biz2"}, FirstParty: true,
