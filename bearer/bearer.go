@@ -56,6 +56,10 @@ type Challenge struct {
 	Scope string
 	// ResourceMetadata is the RFC 9728 metadata URL of the resource, if any.
 	ResourceMetadata string
+	// DPoP makes it a "DPoP" challenge (RFC 9449 §7.1) instead of
+	// "Bearer", with Algs as its algs parameter.
+	DPoP bool
+	Algs string
 }
 
 // String renders the challenge. Values are quoted as given: callers pass
@@ -64,7 +68,11 @@ type Challenge struct {
 func (c Challenge) String() string {
 	var b strings.Builder
 	b.Grow(64 + len(c.Realm) + len(c.Description) + len(c.Scope) + len(c.ResourceMetadata))
-	b.WriteString(`Bearer realm="`)
+	if c.DPoP {
+		b.WriteString(`DPoP realm="`)
+	} else {
+		b.WriteString(`Bearer realm="`)
+	}
 	b.WriteString(c.Realm)
 	b.WriteByte('"')
 	if c.Error != "" {
@@ -78,6 +86,9 @@ func (c Challenge) String() string {
 	}
 	if c.ResourceMetadata != "" {
 		param(&b, "resource_metadata", c.ResourceMetadata)
+	}
+	if c.DPoP && c.Algs != "" {
+		param(&b, "algs", c.Algs)
 	}
 	return b.String()
 }

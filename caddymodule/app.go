@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/oauthgate/oauthgate/authserver"
+	"github.com/oauthgate/oauthgate/dpop"
 	"github.com/oauthgate/oauthgate/throttle"
 	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
@@ -148,6 +149,10 @@ type App struct {
 	// authentications. Default: on, with ThrottleConfig's defaults.
 	Throttle *ThrottleConfig `json:"throttle,omitempty"`
 
+	// DPoP tunes DPoP (RFC 9449) proofs at the token endpoint and in
+	// oauth_protect (see dpop.go). Default: on, with DPoPConfig's defaults.
+	DPoP *DPoPConfig `json:"dpop,omitempty"`
+
 	// Set by Provision: the checked configuration Start runs.
 	ctx         caddy.Context
 	storeCfg    tokenstore.Config
@@ -158,6 +163,9 @@ type App struct {
 	handles     func(path string) bool
 	metrics     *gatewayMetrics
 	logger      *zap.Logger
+	// dpop checks every DPoP proof of this configuration (one replay cache
+	// for the token endpoint and each oauth_protect).
+	dpop *dpop.Checker
 
 	// resources are the protected resources oauth_protect handlers
 	// registered at their Provision (resource.go).
@@ -317,7 +325,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	default:
 		return fmt.Errorf("refresh_tokens: %q is not one of always, offline_access", a.RefreshTokens)
 	}
+	if a.dpop, err = a.dpopChecker(repl); err != nil {
+		return err
+	}
 	a.serverCfg = authserver.Config{
+		DPoP:                         a.dpop,
 		Issuer:                       a.Issuer,
 		IDTokenAlgs:                  tokens.IDTokenAlgsFor(a.SigningAlg),
 		BasePath:                     a.BasePath,

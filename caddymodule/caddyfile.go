@@ -115,6 +115,14 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 //			return_param <name>
 //			timeout <duration>
 //		}
+//		dpop {
+//			algs <alg...>
+//			max_age <duration>
+//			leeway <duration>
+//			replay_entries <n>
+//			nonce [<secret>]
+//			nonce_lifetime <duration>
+//		}
 //		throttle off
 //		throttle {
 //			accounts <failures>|off
@@ -275,6 +283,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, err
 			}
 			app.Identity = ic
+		case "dpop":
+			dc, err := parseDPoP(d)
+			if err != nil {
+				return nil, err
+			}
+			app.DPoP = dc
 		case "throttle":
 			tc, err := parseThrottle(d)
 			if err != nil {

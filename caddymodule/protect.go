@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/oauthgate/oauthgate/bearer"
+	"github.com/oauthgate/oauthgate/dpop"
 	"github.com/oauthgate/oauthgate/gateway"
 	"github.com/oauthgate/oauthgate/policies"
 )
@@ -111,8 +112,10 @@ type Protect struct {
 	// identity headers and, by default, method overrides.
 	stripKeys    []string
 	handleErrors bool
-	decisions    decisionCounters
-	logger       *zap.Logger
+	// dpopAlgs is the algs parameter of DPoP challenges.
+	dpopAlgs  string
+	decisions decisionCounters
+	logger    *zap.Logger
 }
 
 // RouteConfig is one line of the route map.
@@ -210,6 +213,8 @@ func (p *Protect) Provision(ctx caddy.Context) error {
 	default:
 		return fmt.Errorf("rejections: %q is not one of json, handle_errors", p.Rejections)
 	}
+	cfg.DPoP = p.app.dpop
+	p.dpopAlgs = strings.Join(p.app.dpop.Algs(), " ")
 	p.guard = gateway.New(cfg)
 
 	headers := p.IdentityHeaders
@@ -280,6 +285,9 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return p.reject(w, r, d)
 	}
 	claims, business := d.Claims, d.Business
+	if d.Nonce != "" {
+		w.Header().Set(dpop.NonceHeader, d.Nonce)
+	}
 	if d.SetBusiness {
 		r.Header[p.tenantKey] = []string{business}
 	}
@@ -308,7 +316,9 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	if !p.KeepAuthorization {
+		// The proof goes with the token: the upstream never sees OAuth.
 		delete(r.Header, "Authorization")
+		delete(r.Header, dpop.Header)
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		// Set, not a lazy Map provider: a provider saved no measurable CPU

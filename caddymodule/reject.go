@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/oauthgate/oauthgate/bearer"
+	"github.com/oauthgate/oauthgate/dpop"
 	"github.com/oauthgate/oauthgate/gateway"
 	"github.com/oauthgate/oauthgate/internal/oautherr"
 )
@@ -40,7 +42,21 @@ func (p *Protect) reject(w http.ResponseWriter, r *http.Request, d gateway.Decis
 		}
 	}
 	status, code, desc := rej.Status(), rej.Code(), rej.Description()
-	bearer.SetHeaders(w.Header(), status, bearer.Challenge{Realm: p.Realm, Error: code, Description: desc, Scope: d.Scope, ResourceMetadata: p.resource.metadataURL})
+	if f := (*dpop.Failure)(nil); rej == gateway.BadProof && errors.As(d.Err, &f) {
+		desc = f.Reason // fixed text: which rule the proof broke
+	}
+	// A refusal about DPoP, or of a request that used the DPoP scheme, is
+	// challenged with the DPoP scheme and its algs (RFC 9449 §7.1).
+	ch := bearer.Challenge{Realm: p.Realm, Error: code, Description: desc, Scope: d.Scope, ResourceMetadata: p.resource.metadataURL,
+		DPoP: d.DPoP || bearer.UsesDPoP(r.Header), Algs: p.dpopAlgs}
+	bearer.SetHeaders(w.Header(), status, ch)
+	if rej == gateway.NoToken {
+		// No credential at all: both schemes are offered (§7.2).
+		w.Header().Add("WWW-Authenticate", bearer.Challenge{Realm: p.Realm, DPoP: true, Algs: p.dpopAlgs}.String())
+	}
+	if d.Nonce != "" {
+		w.Header().Set(dpop.NonceHeader, d.Nonce)
+	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("oauth.error", code)
 	}

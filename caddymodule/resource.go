@@ -148,6 +148,8 @@ func (p *Protect) provisionResource() error {
 		AuthorizationServers:   []string{p.app.Issuer},
 		ScopesSupported:        routeScopes(p.Routes),
 		BearerMethodsSupported: []string{"header"},
+		// oauth_protect checks the proof of every DPoP-bound token.
+		DPoPSigningAlgValuesSupported: p.app.dpop.Algs(),
 	}
 	if res.doc, err = json.Marshal(md); err != nil {
 		return fmt.Errorf("resource metadata: %w", err)

@@ -16,6 +16,7 @@ import (
 	"net/http"
 
 	"github.com/oauthgate/oauthgate/bearer"
+	"github.com/oauthgate/oauthgate/dpop"
 	"github.com/oauthgate/oauthgate/policies"
 	"github.com/oauthgate/oauthgate/tokens"
 )
@@ -44,6 +45,9 @@ type Config struct {
 	// false, the caller deletes those headers before proxying and Decide
 	// ignores them.
 	CheckOverride bool
+	// DPoP checks the proofs of DPoP-bound tokens (RFC 9449 §7); nil
+	// refuses every bound token.
+	DPoP *dpop.Checker
 }
 
 // Guard decides requests. It is immutable and safe for concurrent use.
@@ -81,6 +85,11 @@ type Decision struct {
 	Business string
 	// SetBusiness is true when the tenant header must be set to Business.
 	SetBusiness bool
+	// DPoP is true when the refusal is about DPoP (challenge with the DPoP
+	// scheme); Nonce, when set, is sent as DPoP-Nonce (RFC 9449 §8, §9),
+	// on a refusal or an allowed request alike.
+	DPoP  bool
+	Nonce string
 }
 
 func refuse(r Reason) Decision { return Decision{Reason: r} }
@@ -114,7 +123,7 @@ func (g *Guard) Decide(r *http.Request, v Verifier) Decision {
 		return Decision{Verdict: Public}
 	}
 
-	raw, present, malformed := bearer.Token(r.Header)
+	raw, scheme, present, malformed := bearer.Credential(r.Header)
 	switch {
 	case !present:
 		return refuse(NoToken)
@@ -132,6 +141,14 @@ func (g *Guard) Decide(r *http.Request, v Verifier) Decision {
 		}
 		d.Err = err
 		return d
+	}
+	var nonce string
+	if claims.JKT != "" || scheme == bearer.SchemeDPoP {
+		d, n, ok := g.checkProof(r, raw, scheme, claims)
+		if !ok {
+			return d
+		}
+		nonce = n
 	}
 	if scope, missing := route.Missing(claims.Scopes); missing {
 		return Decision{Reason: InsufficientScope, Scope: scope}
@@ -165,7 +182,7 @@ func (g *Guard) Decide(r *http.Request, v Verifier) Decision {
 	default:
 		return refuse(ForeignBusiness)
 	}
-	return Decision{Verdict: Allow, Claims: claims, Business: business, SetBusiness: business != header}
+	return Decision{Verdict: Allow, Claims: claims, Business: business, SetBusiness: business != header, Nonce: nonce}
 }
 
 // owner is the lazy ownership lookup handed to Tenancy.Resolve. A store

@@ -25,6 +25,11 @@ const (
 	Unavailable
 	InsufficientScope
 	BadOverride
+	BadProof
+	UseNonce
+	WrongKey
+	BoundAsBearer
+	NotBound
 	numReasons
 )
 
@@ -52,6 +57,12 @@ var reasons = [numReasons]reasonInfo{
 	Unavailable:       {oautherr.TemporarilyUnavailable.WithDescription("token state cannot be checked right now"), "unavailable"},
 	InsufficientScope: {oautherr.InsufficientScope, "insufficient_scope"},
 	BadOverride:       {oautherr.InvalidRequest.WithDescription("the method-override headers are repeated or disagree"), "bad_override"},
+	// RFC 9449 §7.1: proof errors are 401 with a DPoP challenge.
+	BadProof:      {oautherr.InvalidDPoPProof.WithDescription("the DPoP proof is missing or invalid for this request").WithStatus(http.StatusUnauthorized), "bad_dpop_proof"},
+	UseNonce:      {oautherr.UseDPoPNonce.WithDescription("the DPoP proof must carry the nonce in DPoP-Nonce").WithStatus(http.StatusUnauthorized), "use_dpop_nonce"},
+	WrongKey:      {oautherr.InvalidToken.WithDescription("invalid DPoP key binding"), "dpop_wrong_key"},
+	BoundAsBearer: {oautherr.InvalidToken.WithDescription("the access token is DPoP-bound: send it with the DPoP scheme and a proof"), "dpop_bound_as_bearer"},
+	NotBound:      {oautherr.InvalidToken.WithDescription("the DPoP scheme needs a DPoP-bound access token"), "dpop_not_bound"},
 }
 
 func (r Reason) info() reasonInfo {
