@@ -38,16 +38,20 @@ func (s *store) CreateClient(ctx context.Context, c *Client) error {
 	if c.UpdatedAt.IsZero() {
 		c.UpdatedAt = c.CreatedAt
 	}
-	return s.write(ctx, op, func(ctx context.Context, t *tx) error {
-		if _, err := t.exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, blob(c.SecretHash), c.Name, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
-			list(c.Businesses), boolInt(c.FirstParty), boolInt(c.Public), ms(c.CreatedAt), ms(c.UpdatedAt),
-			list(c.PostLogoutRedirectURIs), c.IDTokenSignedResponseAlg, boolInt(c.DPoPBoundAccessTokens), c.OwnerID, c.OwnerBusinessID); err != nil {
-			return err
-		}
-		return t.change(ctx, ChangeClient, c.ID)
-	})
+	return s.write(ctx, op, func(ctx context.Context, t *tx) error { return insertClient(ctx, t, c) })
+}
+
+// insertClient inserts c and announces it, inside t (CreateClient, and
+// RegisterClient with its registration row).
+func insertClient(ctx context.Context, t *tx, c *Client) error {
+	if _, err := t.exec(ctx, `INSERT INTO clients (`+clientColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, blob(c.SecretHash), c.Name, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
+		list(c.Businesses), boolInt(c.FirstParty), boolInt(c.Public), ms(c.CreatedAt), ms(c.UpdatedAt),
+		list(c.PostLogoutRedirectURIs), c.IDTokenSignedResponseAlg, boolInt(c.DPoPBoundAccessTokens), c.OwnerID, c.OwnerBusinessID); err != nil {
+		return err
+	}
+	return t.change(ctx, ChangeClient, c.ID)
 }
 
 // GetClient returns the client or ErrNotFound.
@@ -95,22 +99,26 @@ func (s *store) UpdateClient(ctx context.Context, c *Client) error {
 	if c.UpdatedAt.IsZero() {
 		c.UpdatedAt = time.Now()
 	}
-	return s.write(ctx, "updating client", func(ctx context.Context, t *tx) error {
-		n, err := t.execN(ctx, `UPDATE clients SET secret_hash = ?, name = ?, grant_types = ?, scopes = ?,
-			redirect_uris = ?, businesses = ?, is_first_party = ?, is_public = ?, updated_at = ?,
-			post_logout_redirect_uris = ?, id_token_signed_response_alg = ?, dpop_bound_access_tokens = ?, owner_id = ?, owner_business_id = ?
-			WHERE id = ?`,
-			blob(c.SecretHash), c.Name, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
-			list(c.Businesses), boolInt(c.FirstParty), boolInt(c.Public), ms(c.UpdatedAt),
-			list(c.PostLogoutRedirectURIs), c.IDTokenSignedResponseAlg, boolInt(c.DPoPBoundAccessTokens), c.OwnerID, c.OwnerBusinessID, c.ID)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return ErrNotFound
-		}
-		return t.change(ctx, ChangeClient, c.ID)
-	})
+	return s.write(ctx, "updating client", func(ctx context.Context, t *tx) error { return updateClientRow(ctx, t, c) })
+}
+
+// updateClientRow replaces c's row and announces it, inside t
+// (UpdateClient, and UpdateRegisteredClient with its registration row).
+func updateClientRow(ctx context.Context, t *tx, c *Client) error {
+	n, err := t.execN(ctx, `UPDATE clients SET secret_hash = ?, name = ?, grant_types = ?, scopes = ?,
+		redirect_uris = ?, businesses = ?, is_first_party = ?, is_public = ?, updated_at = ?,
+		post_logout_redirect_uris = ?, id_token_signed_response_alg = ?, dpop_bound_access_tokens = ?, owner_id = ?, owner_business_id = ?
+		WHERE id = ?`,
+		blob(c.SecretHash), c.Name, list(c.GrantTypes), list(c.Scopes), list(c.RedirectURIs),
+		list(c.Businesses), boolInt(c.FirstParty), boolInt(c.Public), ms(c.UpdatedAt),
+		list(c.PostLogoutRedirectURIs), c.IDTokenSignedResponseAlg, boolInt(c.DPoPBoundAccessTokens), c.OwnerID, c.OwnerBusinessID, c.ID)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return t.change(ctx, ChangeClient, c.ID)
 }
 
 // ClientDeletionMargin is added to the revocation time DeleteClient
@@ -145,6 +153,7 @@ func (s *store) DeleteClient(ctx context.Context, id string, until time.Time) (t
 			`DELETE FROM grants WHERE client_id = ?`,
 			`DELETE FROM refresh_tokens WHERE client_id = ?`,
 			`DELETE FROM consents WHERE client_id = ?`,
+			`DELETE FROM client_registrations WHERE client_id = ?`,
 		} {
 			if _, err := t.exec(ctx, q, id); err != nil {
 				return err

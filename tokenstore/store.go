@@ -226,8 +226,8 @@ type Clients interface {
 	ListClientsByOwner(ctx context.Context, owner string) ([]*Client, error)
 	// UpdateClient replaces every field but ID and CreatedAt.
 	UpdateClient(ctx context.Context, c *Client) error
-	// DeleteClient also deletes the client's codes, grants, refresh tokens
-	// and consents, so that a client registered again under the same ID
+	// DeleteClient also deletes the client's codes, grants, refresh tokens,
+	// consents and registration (RFC 7591), so that a client registered again under the same ID
 	// inherits nothing, and records, in the same transaction, a
 	// RevokeClient revocation lasting until until that denies every access
 	// token issued to the client before the deletion committed. It returns
@@ -386,6 +386,7 @@ type AuthFailures interface {
 // Store is every concern at once, as opened by Open.
 type Store interface {
 	Clients
+	Registrations
 	Codes
 	Grants
 	AccessTokens

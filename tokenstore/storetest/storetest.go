@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"Unavailable", testUnavailable},
 		{"Clients", testClients},
 		{"DeleteClientCascades", testDeleteClientCascades},
+		{"Registrations", testRegistrations},
 		{"Codes", testCodes},
 		{"RedeemCode", testRedeemCode},
 		{"DeleteUserRevokes", testDeleteUserRevokes},
