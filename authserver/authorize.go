@@ -25,6 +25,8 @@ type authzRequest struct {
 	redirectURI  string
 	redirectSent bool
 	scopes       []string
+	// resources are the RFC 8707 resources requested (resource.go).
+	resources    []string
 	state, nonce string
 	// challenge is the S256 PKCE code challenge, or empty.
 	challenge string
@@ -121,7 +123,7 @@ func (s *Server) parseAuthorize(ctx context.Context, q url.Values) (*authzReques
 func (s *Server) validateAuthorize(req *authzRequest, q url.Values) *Error {
 	c := req.client
 	for k, v := range q {
-		if len(v) > 1 {
+		if len(v) > 1 && k != resourceKey {
 			return errInvalidRequest("parameter " + quoteParam(k) + " is repeated")
 		}
 	}
@@ -166,6 +168,11 @@ func (s *Server) validateAuthorize(req *authzRequest, q url.Values) *Error {
 			}
 		}
 		req.scopes = scopes
+	}
+
+	var e *Error
+	if req.resources, e = s.parseResources(q[resourceKey]); e != nil {
+		return e
 	}
 
 	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
@@ -357,6 +364,7 @@ func (s *Server) issueCode(w http.ResponseWriter, ctx context.Context, req *auth
 		UserID:        acct.ID,
 		BusinessID:    business,
 		Scopes:        req.scopes,
+		Resources:     req.resources,
 		Nonce:         req.nonce,
 		CodeChallenge: req.challenge,
 		AuthTime:      acct.AuthTime,

@@ -45,7 +45,8 @@ const (
 // authorizationErrors bounds the outcome label to known codes.
 var authorizationErrors = oautherr.Codes(oautherr.InvalidRequest, oautherr.UnauthorizedClient, oautherr.AccessDenied,
 	oautherr.UnsupportedResponseType, oautherr.InvalidScope, oautherr.ServerError, oautherr.TemporarilyUnavailable,
-	oautherr.LoginRequired, oautherr.ConsentRequired, oautherr.RequestNotSupported, oautherr.RequestURINotSupported)
+	oautherr.LoginRequired, oautherr.ConsentRequired, oautherr.RequestNotSupported, oautherr.RequestURINotSupported,
+	oautherr.InvalidTarget)
 
 func outcomeFor(code string) string {
 	if authorizationErrors[code] {

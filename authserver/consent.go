@@ -32,6 +32,9 @@ type consentView struct {
 	Initials   string
 	Businesses []businessOption
 	Scopes     []scopeView
+	// Resources are the APIs (RFC 8707 resources) the access is limited
+	// to; none: every API of the platform.
+	Resources  []string
 	SwitchURL  string
 	FirstParty bool
 }
@@ -100,6 +103,7 @@ func (s *Server) consentView(ctx context.Context, req *authzRequest, acct *accou
 		AppName: req.client.Name, AppInitials: initials(req.client.Name),
 		UserName: acct.Name, UserEmail: acct.Email, Initials: initials(acct.Name),
 		FirstParty: req.client.FirstParty,
+		Resources:  req.resources,
 	}
 	if u, err := url.Parse(req.redirectURI); err == nil {
 		v.AppHost = u.Host

@@ -57,6 +57,12 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 		return nil, e
 	}
 
+	// RFC 8707 §2.2: the token may be for fewer resources than the code.
+	resources, e := s.narrowResources(ac.Resources, p.resources())
+	if e != nil {
+		return nil, e
+	}
+
 	// Everything the answer needs is made before the code is spent, so that
 	// an error answer (a 503 while the store is unavailable, say) leaves the
 	// code unspent and the client's retry succeeds.
@@ -69,6 +75,7 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 		Scopes:     ac.Scopes,
 		AuthTime:   ac.AuthTime,
 		CreatedAt:  now,
+		Resources:  ac.Resources,
 	}
 	rt, rtRaw, e := s.newRefreshToken(c, grant, ac.Scopes, now)
 	if e != nil {
@@ -78,7 +85,7 @@ func (g authorizationCodeGrant) handle(ctx context.Context, c *authenticatedClie
 	if rt != nil && c.Public {
 		rt.JKT = jkt // RFC 9449 §5: a public client's refresh token is bound too
 	}
-	resp, e := s.mintAccess(tokens.Access{Subject: ac.UserID, User: true, ClientID: c.ID, GrantID: grant.ID, BusinessID: ac.BusinessID, Scopes: ac.Scopes, JKT: jkt})
+	resp, e := s.mintAccess(tokens.Access{Subject: ac.UserID, User: true, ClientID: c.ID, GrantID: grant.ID, BusinessID: ac.BusinessID, Scopes: ac.Scopes, JKT: jkt, Resources: resources})
 	if e != nil {
 		return nil, e
 	}
@@ -301,8 +308,13 @@ func (g refreshTokenGrant) handle(ctx context.Context, c *authenticatedClient, p
 	if e := s.stillAdministers(ctx, grant); e != nil {
 		return nil, e
 	}
-	// A refresh may narrow the scopes, never widen them (RFC 6749 §6).
+	// A refresh may narrow the scopes, never widen them (RFC 6749 §6);
+	// so with the resources (RFC 8707 §2.2).
 	scopes, e := requestedScopes(p.get("scope"), old.Scopes)
+	if e != nil {
+		return nil, e
+	}
+	resources, e := s.narrowResources(grant.Resources, p.resources())
 	if e != nil {
 		return nil, e
 	}
@@ -320,7 +332,7 @@ func (g refreshTokenGrant) handle(ctx context.Context, c *authenticatedClient, p
 	// Everything the answer needs is made before the token is rotated, so
 	// that an error answer leaves the old token unspent and the client's
 	// retry succeeds instead of tripping the reuse rule.
-	resp, e := s.mintAccess(tokens.Access{Subject: grant.UserID, User: true, ClientID: c.ID, GrantID: grant.ID, BusinessID: grant.BusinessID, Scopes: scopes, JKT: proofKey(ctx)})
+	resp, e := s.mintAccess(tokens.Access{Subject: grant.UserID, User: true, ClientID: c.ID, GrantID: grant.ID, BusinessID: grant.BusinessID, Scopes: scopes, JKT: proofKey(ctx), Resources: resources})
 	if e != nil {
 		return nil, e
 	}

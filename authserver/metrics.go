@@ -48,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // knownErrors bounds the error label to RFC codes.
 var knownErrors = oautherr.Codes(oautherr.InvalidRequest, oautherr.InvalidClient, oautherr.InvalidGrant,
 	oautherr.UnauthorizedClient, oautherr.UnsupportedGrantType, oautherr.InvalidScope, oautherr.ServerError,
-	oautherr.TemporarilyUnavailable)
+	oautherr.TemporarilyUnavailable, oautherr.InvalidTarget)
 
 // knownGrants bounds the grant_type label.
 var knownGrants = map[string]bool{"client_credentials": true, "authorization_code": true, "refresh_token": true}

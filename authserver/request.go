@@ -52,10 +52,10 @@ func parseParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
 		}
 		p := make(params, len(vals))
 		for k, v := range vals {
-			if len(v) > 1 {
+			if len(v) > 1 && k != resourceKey {
 				return nil, errInvalidRequest("parameter " + quoteParam(k) + " is repeated")
 			}
-			p[k] = v[0]
+			p[k] = strings.Join(v, "\n")
 		}
 		return p, nil
 	case "application/json":
@@ -77,7 +77,11 @@ func parseParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
 			}
 			var n json.Number
 			var b bool
+			var list []string
 			switch {
+			case k == resourceKey && json.Unmarshal(v, &list) == nil && len(list) > 0:
+				// RFC 8707 §2: resource may be repeated; in JSON, an array.
+				p[k] = strings.Join(list, "\n")
 			case json.Unmarshal(v, &n) == nil:
 				p[k] = n.String()
 			case json.Unmarshal(v, &b) == nil:

@@ -102,7 +102,7 @@ type introspection struct {
 	Exp        int64  `json:"exp,omitempty"`
 	Iat        int64  `json:"iat,omitempty"`
 	Issuer     string `json:"iss,omitempty"`
-	Audience   string `json:"aud,omitempty"`
+	Audience   any    `json:"aud,omitempty"` // a string, or several in an array
 	JTI        string `json:"jti,omitempty"`
 	BusinessID string `json:"authorized_business_id,omitempty"`
 	// Cnf is the key a DPoP-bound token is bound to (RFC 9449 §6.2).
@@ -157,7 +157,7 @@ func (s *Server) introspect(ctx context.Context, c *authenticatedClient, raw, hi
 			in := &introspection{
 				Active: true, Scope: claims.Scope, ClientID: claims.ClientID, Subject: claims.Subject,
 				TokenType: "Bearer", Exp: claims.ExpiresAt, Iat: claims.IssuedAt,
-				Issuer: s.cfg.Issuer, Audience: s.tokens.Audience(), JTI: claims.JTI, BusinessID: claims.BusinessID,
+				Issuer: s.cfg.Issuer, Audience: audienceValue(claims.Audience), JTI: claims.JTI, BusinessID: claims.BusinessID,
 			}
 			if claims.JKT != "" {
 				in.TokenType, in.Cnf = "DPoP", &confirmation{JKT: claims.JKT}

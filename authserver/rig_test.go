@@ -73,7 +73,7 @@ func newRig(t *testing.T, cfg Config) *rig {
 	t.Helper()
 	clock := newFakeClock()
 	cfg.Issuer, cfg.Clock = testIssuer, clock.Now
-	s := openServer(t, cfg, tokens.Config{StaticClients: rigClients()})
+	s := openServer(t, cfg, tokens.Config{StaticClients: rigClients(), Resources: cfg.Resources})
 	ctx := context.Background()
 	if err := s.EnsureUser(ctx, UserSpec{Email: "u@example.com", PasswordHash: rigPasswordHash(), Name: "U",
 		Businesses: []BusinessSpec{{ID: "b1", Name: "B One"}, {ID: "b2", Name: "B Two"}}}); err != nil {

@@ -40,6 +40,10 @@ type Config struct {
 	// Scopes is the catalogue clients may be registered for. Empty means
 	// any syntactically valid scope is accepted.
 	Scopes []Scope
+	// Resources are the RFC 8707 resource identifiers (canonical, see
+	// CanonicalResource) the configuration's oauth_protect handlers guard:
+	// what a resource parameter may name (resource.go).
+	Resources []string
 	// ThirdPartyScopes are the scopes a client registered by a third party
 	// (developer portal, dynamic registration) may ask for: catalogue
 	// entries, openid or offline_access. Nil: the whole catalogue with

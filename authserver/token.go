@@ -187,11 +187,15 @@ func (g clientCredentialsGrant) handle(ctx context.Context, c *authenticatedClie
 		}
 		return nil, e
 	}
+	resources, e := g.s.parseResources(p.resources())
+	if e != nil {
+		return nil, e
+	}
 	gid, err := tokens.NewID("cc_")
 	if err != nil {
 		return nil, g.s.storeError("generating grant id", err)
 	}
-	resp, e := g.s.mintAccess(tokens.Access{Subject: c.ID, ClientID: c.ID, GrantID: gid, Scopes: scopes, JKT: proofKey(ctx)})
+	resp, e := g.s.mintAccess(tokens.Access{Subject: c.ID, ClientID: c.ID, GrantID: gid, Scopes: scopes, JKT: proofKey(ctx), Resources: resources})
 	if e != nil {
 		return nil, e
 	}

@@ -151,6 +151,10 @@ func (a *App) start() (*running, error) {
 
 func (a *App) build(ctx context.Context, rt *running) error {
 	tcfg, scfg := a.tokensCfg, a.serverCfg
+	// Every oauth_protect has registered its resource by now: Caddy
+	// provisions all handlers before it starts any app.
+	tcfg.Resources = a.resources.ids()
+	scfg.Resources = tcfg.Resources
 	if a.throttleCfg != nil {
 		th, err := throttle.New(rt.store, *a.throttleCfg)
 		if err != nil {

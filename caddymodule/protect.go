@@ -215,6 +215,10 @@ func (p *Protect) Provision(ctx caddy.Context) error {
 	}
 	cfg.DPoP = p.app.dpop
 	p.dpopAlgs = strings.Join(p.app.dpop.Algs(), " ")
+	if err := p.provisionResource(); err != nil {
+		return err
+	}
+	cfg.Audiences = p.audiences()
 	p.guard = gateway.New(cfg)
 
 	headers := p.IdentityHeaders
@@ -245,9 +249,6 @@ func (p *Protect) Provision(ctx caddy.Context) error {
 	}
 	if !bearer.ValidRealm(p.Realm) {
 		return fmt.Errorf("realm %q must not contain quotes, backslashes or line breaks", p.Realm)
-	}
-	if err := p.provisionResource(); err != nil {
-		return err
 	}
 	p.decisions = p.app.metrics.decisionsFor()
 	return nil

@@ -2,13 +2,14 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/oauthgate/oauthgate/authserver"
 )
 
 // The protected resource each oauth_protect guards (RFC 9728 metadata,
@@ -66,36 +67,6 @@ type resourceMetadata struct {
 	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
-// CanonicalResource checks a resource identifier (RFC 8707 §2: an absolute
-// URI without a fragment; oauthgate also wants http or https, a host, no
-// query and no user info, so that RFC 9728 can derive a metadata URL) and
-// returns its canonical spelling.
-func CanonicalResource(s string) (string, error) {
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		return "", errors.New("not a URI")
-	case !u.IsAbs():
-		return "", errors.New("not an absolute URI")
-	case u.Fragment != "" || strings.Contains(s, "#"):
-		return "", errors.New("has a fragment")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", errors.New("scheme is not http or https")
-	case u.Host == "" || u.Opaque != "":
-		return "", errors.New("has no host")
-	case u.User != nil:
-		return "", errors.New("has user info")
-	case u.RawQuery != "" || u.ForceQuery:
-		return "", errors.New("has a query")
-	}
-	u.Scheme = strings.ToLower(u.Scheme)
-	u.Host = strings.ToLower(u.Host)
-	if u.Path == "" {
-		u.Path = "/"
-	}
-	return u.String(), nil
-}
-
 // routePrefix is the route map's shared leading literal segments, as
 // "/a/b" ("" when the patterns share none).
 func routePrefix(routes []RouteConfig) string {
@@ -136,7 +107,7 @@ func (p *Protect) provisionResource() error {
 		}
 		id = iss.Scheme + "://" + iss.Host + routePrefix(p.Routes)
 	}
-	canon, err := CanonicalResource(id)
+	canon, err := authserver.CanonicalResource(id)
 	if err != nil {
 		return fmt.Errorf("resource %q: %v", id, err)
 	}
@@ -157,6 +128,21 @@ func (p *Protect) provisionResource() error {
 	p.resource = res
 	p.app.resources.add(res)
 	return nil
+}
+
+// audiences are the token audiences the handler accepts: its resource,
+// and the audience of tokens requested without a resource (the app's
+// audience, default the issuer), which every handler accepts as before
+// resource indicators.
+func (p *Protect) audiences() []string {
+	def := caddy.NewReplacer().ReplaceKnown(p.app.Audience, "")
+	if def == "" {
+		def = p.app.Issuer
+	}
+	if def == p.resource.id {
+		return []string{def}
+	}
+	return []string{p.resource.id, def}
 }
 
 // routeScopes lists the scopes the route map names, in order of first use.

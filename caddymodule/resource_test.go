@@ -42,43 +42,6 @@ func TestRoutePrefix(t *testing.T) {
 	}
 }
 
-// TestCanonicalResource: RFC 8707 §2's rules for a resource identifier
-// (absolute URI, no fragment) plus oauthgate's (http or https, a host, no
-// query or user info), and the one spelling kept.
-func TestCanonicalResource(t *testing.T) {
-	ok := []struct{ in, want string }{
-		{"https://api.example.com", "https://api.example.com/"},
-		{"https://api.example.com/", "https://api.example.com/"},
-		{"HTTPS://API.Example.com/api/v1", "https://api.example.com/api/v1"},
-		{"http://localhost:8080/api/v1/", "http://localhost:8080/api/v1/"},
-	}
-	for _, tc := range ok {
-		got, err := CanonicalResource(tc.in)
-		if err != nil || got != tc.want {
-			t.Errorf("CanonicalResource(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-		}
-	}
-	bad := []struct{ in, why string }{
-		{"/api/v1", "not an absolute URI"},
-		{"api.example.com/v1", "not an absolute URI"},
-		{"https://api.example.com/v1#frag", "has a fragment"},
-		{"https://api.example.com/v1#", "has a fragment"},
-		{"https://api.example.com/v1?x=1", "has a query"},
-		{"https://api.example.com/v1?", "has a query"},
-		{"urn:example:crm", "scheme is not http or https"},
-		{"ftp://api.example.com/", "scheme is not http or https"},
-		{"https:///v1", "has no host"},
-		{"https://user:pw@api.example.com/", "has user info"},
-		{"https://api.example.com/%zz", "not a URI"},
-		{"", "not an absolute URI"},
-	}
-	for _, tc := range bad {
-		if got, err := CanonicalResource(tc.in); err == nil || err.Error() != tc.why {
-			t.Errorf("CanonicalResource(%q) = %q, %v; want error %q", tc.in, got, err, tc.why)
-		}
-	}
-}
-
 // TestResourceLookup: which resource's metadata each well-known path
 // serves when one site has several oauth_protect blocks, or two sites
 // share a metadata path.

@@ -4,8 +4,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
+	"strings"
 	"testing"
+
+	"golang.org/x/oauth2"
 )
 
 var resourceMetadataParam = regexp.MustCompile(`resource_metadata="([^"]*)"`)
@@ -82,5 +86,118 @@ func TestResourceDiscovery(t *testing.T) {
 	ch := resp.Header.Get("WWW-Authenticate")
 	if m := resourceMetadataParam.FindStringSubmatch(ch); resp.StatusCode != 403 || m == nil || m[1] != wantMD {
 		t.Fatalf("403 challenge %q (status %d)", ch, resp.StatusCode)
+	}
+}
+
+// TestResourceIndicators: RFC 9728 discovery and RFC 8707 resource
+// indicators against the built binary with two resources on one site:
+// discovery → challenge → metadata → a token for one resource, allowed
+// there and refused by the other; an authorization-code flow with
+// resource; unknown, fragment and relative resources refused with
+// invalid_target; a token requested without resource keeps working at
+// both; introspection shows aud.
+func TestResourceIndicators(t *testing.T) {
+	n := startNode(t, nodeOptions{Caddyfile: "e2e/testdata/resources.Caddyfile"})
+	crm, acct := n.URL+"/api/crm", n.URL+"/api/accounting"
+
+	// Discovery, as a client that knows only the API's URL.
+	resp, _ := gwDo(t, "GET", crm+"/contacts", "")
+	m := resourceMetadataParam.FindStringSubmatch(resp.Header.Get("WWW-Authenticate"))
+	if resp.StatusCode != 401 || m == nil || m[1] != n.URL+"/.well-known/oauth-protected-resource/api/crm" {
+		t.Fatalf("challenge %q", resp.Header.Get("WWW-Authenticate"))
+	}
+	var md prmDoc
+	getJSON(t, m[1], &md)
+	if md.Resource != crm || md.AuthorizationServers[0] != n.URL || len(md.ScopesSupported) != 1 || md.ScopesSupported[0] != "read:contacts" {
+		t.Fatalf("crm metadata %+v", md)
+	}
+	var amd prmDoc
+	getJSON(t, n.URL+"/.well-known/oauth-protected-resource/api/accounting", &amd)
+	if amd.Resource != acct || amd.ScopesSupported[0] != "read:invoices" {
+		t.Fatalf("accounting metadata %+v", amd)
+	}
+	// Two resources with paths and none at the origin: the bare path is
+	// ambiguous and not served.
+	if r, _ := gwDo(t, "GET", n.URL+"/.well-known/oauth-protected-resource", ""); r.StatusCode != 404 {
+		t.Errorf("bare metadata path: %d", r.StatusCode)
+	}
+
+	c := n.registerClient(map[string]any{"name": "Two APIs", "scopes": []string{"read:contacts", "read:invoices"},
+		"grant_types":   []string{"client_credentials", "authorization_code", "refresh_token"},
+		"redirect_uris": []string{"http://127.0.0.1/cb"}})
+	token := func(res ...string) (int, map[string]any) {
+		v := url.Values{"grant_type": {"client_credentials"}, "resource": res}
+		code, b := postForm(t, n, "/oauth/token", c, v)
+		var out map[string]any
+		json.Unmarshal(b, &out)
+		return code, out
+	}
+	status, body := token(md.Resource)
+	crmTok, _ := body["access_token"].(string)
+	if status != 200 || crmTok == "" {
+		t.Fatalf("token for crm: %d %v", status, body)
+	}
+	if r, b := gwDo(t, "GET", crm+"/contacts", crmTok); r.StatusCode != 200 || string(b) != "crm: "+c.ClientID {
+		t.Fatalf("crm token at crm: %d %s", r.StatusCode, b)
+	}
+	r, b := gwDo(t, "GET", acct+"/invoices", crmTok)
+	ch := r.Header.Get("WWW-Authenticate")
+	if r.StatusCode != 401 || !strings.Contains(ch, `error="invalid_token"`) ||
+		!strings.Contains(ch, `resource_metadata="`+n.URL+`/.well-known/oauth-protected-resource/api/accounting"`) {
+		t.Fatalf("crm token at accounting: %d %s %q", r.StatusCode, b, ch)
+	}
+
+	// Without resource: today's audience, accepted by both.
+	_, body = token()
+	plain := body["access_token"].(string)
+	for _, u := range []string{crm + "/contacts", acct + "/invoices"} {
+		if r, b := gwDo(t, "GET", u, plain); r.StatusCode != 200 {
+			t.Errorf("token without resource at %s: %d %s", u, r.StatusCode, b)
+		}
+	}
+
+	for _, bad := range []string{n.URL + "/api/hr", crm + "#x", "/api/crm", crm + "?q=1"} {
+		if status, body := token(bad); status != 400 || body["error"] != "invalid_target" {
+			t.Errorf("resource %q: %d %v", bad, status, body)
+		}
+	}
+
+	// Introspection names the audience.
+	code, ib := postForm(t, n, "/oauth/introspect", c, url.Values{"token": {crmTok}})
+	var intro map[string]any
+	json.Unmarshal(ib, &intro)
+	if code != 200 || intro["aud"] != crm {
+		t.Errorf("introspection: %d %s", code, ib)
+	}
+
+	// The authorization-code flow with resource (the way MCP clients
+	// send it), then a refresh that keeps it.
+	cfg := oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: "http://127.0.0.1/cb",
+		Scopes: []string{"read:invoices"}, Endpoint: oauth2.Endpoint{AuthURL: n.URL + "/oauth/authorize", TokenURL: n.URL + "/oauth/token"}}
+	verifier := oauth2.GenerateVerifier()
+	authURL := cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", amd.Resource))
+	cb := newUserAgent(t).authorize(authURL, "biz_acme")
+	tok, err := cfg.Exchange(ctx(t), codeFrom(t, cb, "st", n.URL), oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", amd.Resource))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, b := gwDo(t, "GET", acct+"/invoices", tok.AccessToken); r.StatusCode != 200 {
+		t.Fatalf("code-flow token at accounting: %d %s", r.StatusCode, b)
+	}
+	if r, _ := gwDo(t, "GET", crm+"/contacts", tok.AccessToken); r.StatusCode != 401 {
+		t.Fatalf("code-flow token for accounting at crm: %d", r.StatusCode)
+	}
+	status, rb := postForm(t, n, "/oauth/token", c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "resource": {crm}})
+	if status != 400 || !strings.Contains(string(rb), "invalid_target") {
+		t.Errorf("refresh widening to crm: %d %s", status, rb)
+	}
+	status, rb = postForm(t, n, "/oauth/token", c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+	var refreshed map[string]any
+	json.Unmarshal(rb, &refreshed)
+	if status != 200 {
+		t.Fatalf("refresh: %d %s", status, rb)
+	}
+	if r, _ := gwDo(t, "GET", crm+"/contacts", refreshed["access_token"].(string)); r.StatusCode != 401 {
+		t.Errorf("refreshed accounting token at crm: %d", r.StatusCode)
 	}
 }

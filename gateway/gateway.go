@@ -40,6 +40,11 @@ type Config struct {
 	Policy *policies.Policy
 	// Tenancy is the tenancy rule; its Header must be in canonical form.
 	Tenancy policies.Tenancy
+	// Audiences are the token audiences this guard accepts: its resource
+	// (RFC 8707) and the audience of tokens requested without one. A token
+	// whose aud names none of them is refused (WrongAudience). Empty:
+	// any audience the verifier accepted.
+	Audiences []string
 	// CheckOverride judges a request carrying a method-override header by
 	// both its method and the overriding one (each must be allowed). When
 	// false, the caller deletes those headers before proxying and Decide
@@ -141,6 +146,9 @@ func (g *Guard) Decide(r *http.Request, v Verifier) Decision {
 		}
 		d.Err = err
 		return d
+	}
+	if len(g.cfg.Audiences) > 0 && !claims.HasAudience(g.cfg.Audiences) {
+		return refuse(WrongAudience)
 	}
 	var nonce string
 	if claims.JKT != "" || scheme == bearer.SchemeDPoP {

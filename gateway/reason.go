@@ -30,6 +30,7 @@ const (
 	WrongKey
 	BoundAsBearer
 	NotBound
+	WrongAudience
 	numReasons
 )
 
@@ -63,6 +64,7 @@ var reasons = [numReasons]reasonInfo{
 	WrongKey:      {oautherr.InvalidToken.WithDescription("invalid DPoP key binding"), "dpop_wrong_key"},
 	BoundAsBearer: {oautherr.InvalidToken.WithDescription("the access token is DPoP-bound: send it with the DPoP scheme and a proof"), "dpop_bound_as_bearer"},
 	NotBound:      {oautherr.InvalidToken.WithDescription("the DPoP scheme needs a DPoP-bound access token"), "dpop_not_bound"},
+	WrongAudience: {oautherr.InvalidToken.WithDescription("the access token was issued for another resource"), "wrong_audience"},
 }
 
 func (r Reason) info() reasonInfo {

@@ -38,6 +38,9 @@ type Access struct {
 	// BusinessID becomes authorized_business_id; omitted when empty.
 	BusinessID string
 	Scopes     []string
+	// Resources are the RFC 8707 resources the token is for, in canonical
+	// form; they become its aud. Empty: Config.Audience.
+	Resources []string
 	// TTL is the token's lifetime. Default: Config.AccessTTL.
 	TTL time.Duration
 	// JKT, when set, binds the token to a DPoP key (RFC 9449 §6.1): the
@@ -49,7 +52,7 @@ type Access struct {
 type accessClaims struct {
 	Iss        string `json:"iss"`
 	Sub        string `json:"sub"`
-	Aud        string `json:"aud"`
+	Aud        any    `json:"aud"` // a string, or several in an array
 	ClientID   string `json:"client_id"`
 	Scope      string `json:"scope,omitempty"`
 	Iat        int64  `json:"iat"`
@@ -105,7 +108,7 @@ func (s *Service) MintAccess(a Access) (string, time.Time, error) {
 	c := accessClaims{
 		Iss:         s.cfg.Issuer,
 		Sub:         a.Subject,
-		Aud:         s.cfg.Audience,
+		Aud:         s.mintAudience(a.Resources),
 		ClientID:    a.ClientID,
 		Scope:       strings.Join(a.Scopes, " "),
 		Iat:         iat,

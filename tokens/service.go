@@ -27,6 +27,10 @@ type Config struct {
 	// Audience is the aud of access tokens and what Verify requires.
 	// Default: Issuer.
 	Audience string
+	// Resources are the RFC 8707 resource identifiers of the configuration
+	// (the oauth_protect handlers'): Verify also accepts a token whose aud
+	// names one of them.
+	Resources []string
 	// Alg is the signing algorithm of new keys: "ES256" (default), "EdDSA"
 	// or "RS256" (3072-bit keys).
 	Alg string

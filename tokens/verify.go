@@ -113,6 +113,9 @@ type Claims struct {
 	Scope string
 	// Scopes is Scope split once at verification.
 	Scopes []string
+	// Audience is the aud claim: Config.Audience, or the resources the
+	// token was requested for (RFC 8707).
+	Audience []string
 	// IssuedAt and ExpiresAt are unix seconds.
 	IssuedAt, ExpiresAt int64
 	// User is true for a token issued to a signed-in user, false for one a
@@ -233,7 +236,7 @@ func (s *Service) checkClaims(payload []byte, now time.Time) (*Claims, error) {
 	if w.Iss != s.cfg.Issuer {
 		return nil, fail(reasonWrongIssuer)
 	}
-	if !w.Aud.contains(s.cfg.Audience) {
+	if !s.audienceOK(w.Aud) {
 		return nil, fail(reasonWrongAudience)
 	}
 	if w.Sub == "" || w.ClientID == "" || w.Jti == "" || w.Gid == "" || w.Exp == nil || w.Iat == nil {
@@ -274,6 +277,7 @@ func (s *Service) checkClaims(payload []byte, now time.Time) (*Claims, error) {
 		BusinessID: w.BusinessID,
 		Scope:      w.Scope,
 		Scopes:     strings.Fields(w.Scope),
+		Audience:   w.Aud,
 		IssuedAt:   int64(*w.Iat),
 		ExpiresAt:  int64(*w.Exp),
 		User:       user,

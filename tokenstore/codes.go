@@ -8,7 +8,7 @@ import (
 )
 
 const codeColumns = `hash, grant_id, client_id, redirect_uri, user_id, business_id, scopes, nonce,
-	code_challenge, code_challenge_method, auth_time, created_at, expires_at, used_at`
+	code_challenge, code_challenge_method, auth_time, created_at, expires_at, used_at, resources`
 
 func scanCode(r scanner) (*AuthCode, error) {
 	var c AuthCode
@@ -16,7 +16,7 @@ func scanCode(r scanner) (*AuthCode, error) {
 	var used sql.NullInt64
 	if err := r.Scan(&c.Hash, &c.GrantID, &c.ClientID, &c.RedirectURI, &c.UserID, &c.BusinessID,
 		(*strList)(&c.Scopes), &c.Nonce, &c.CodeChallenge, &c.CodeChallengeMethod,
-		&authTime, &created, &expires, &used); err != nil {
+		&authTime, &created, &expires, &used, (*strList)(&c.Resources)); err != nil {
 		return nil, err
 	}
 	c.AuthTime, c.CreatedAt, c.ExpiresAt = fromMs(authTime), fromMs(created), fromMs(expires)
@@ -37,9 +37,9 @@ func (s *store) CreateCode(ctx context.Context, c *AuthCode) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	_, err := s.read().exec(ctx, `INSERT INTO codes (`+codeColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`,
 		c.Hash, c.GrantID, c.ClientID, c.RedirectURI, c.UserID, c.BusinessID, list(c.Scopes), c.Nonce,
-		c.CodeChallenge, c.CodeChallengeMethod, ms(c.AuthTime), ms(c.CreatedAt), ms(c.ExpiresAt))
+		c.CodeChallenge, c.CodeChallengeMethod, ms(c.AuthTime), ms(c.CreatedAt), ms(c.ExpiresAt), list(c.Resources))
 	return fail(op, err)
 }
 

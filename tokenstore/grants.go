@@ -7,14 +7,14 @@ import (
 	"time"
 )
 
-const grantColumns = `id, client_id, user_id, business_id, scopes, auth_time, created_at, expires_at, revoked_at, refreshed_at`
+const grantColumns = `id, client_id, user_id, business_id, scopes, auth_time, created_at, expires_at, revoked_at, refreshed_at, resources`
 
 func scanGrant(r scanner) (*Grant, error) {
 	var g Grant
 	var authTime, created, expires int64
 	var revoked, refreshed sql.NullInt64
 	if err := r.Scan(&g.ID, &g.ClientID, &g.UserID, &g.BusinessID, (*strList)(&g.Scopes),
-		&authTime, &created, &expires, &revoked, &refreshed); err != nil {
+		&authTime, &created, &expires, &revoked, &refreshed, (*strList)(&g.Resources)); err != nil {
 		return nil, err
 	}
 	g.AuthTime, g.CreatedAt, g.ExpiresAt = fromMs(authTime), fromMs(created), fromMs(expires)
@@ -83,9 +83,9 @@ func insertGrant(ctx context.Context, t *tx, g *Grant, rt *RefreshToken) error {
 	case !errors.Is(err, sql.ErrNoRows):
 		return err
 	}
-	if _, err := t.exec(ctx, `INSERT INTO grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := t.exec(ctx, `INSERT INTO grants (`+grantColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		g.ID, g.ClientID, g.UserID, g.BusinessID, list(g.Scopes), ms(g.AuthTime), ms(g.CreatedAt),
-		ms(g.ExpiresAt), nullMs(g.RevokedAt), nullMs(g.RefreshedAt)); err != nil {
+		ms(g.ExpiresAt), nullMs(g.RevokedAt), nullMs(g.RefreshedAt), list(g.Resources)); err != nil {
 		return err
 	}
 	if rt == nil {

@@ -97,6 +97,9 @@ type Grant struct {
 	// RefreshedAt is when a refresh token of the grant was last exchanged;
 	// zero until the first refresh.
 	RefreshedAt time.Time
+	// Resources are the RFC 8707 resources the grant's tokens may be for
+	// (its code's); empty: the configured default audience.
+	Resources []string
 }
 
 // AuthCode is an authorization code between /authorize and /token.
@@ -119,6 +122,9 @@ type AuthCode struct {
 	ExpiresAt           time.Time
 	// UsedAt is zero until the code is redeemed.
 	UsedAt time.Time
+	// Resources are the RFC 8707 resources the authorization request
+	// named; empty for none.
+	Resources []string
 }
 
 // RefreshToken is one link of a grant's refresh-token chain.

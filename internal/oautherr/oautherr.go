@@ -100,6 +100,10 @@ var (
 	InvalidDPoPProof = &Error{Code: "invalid_dpop_proof", Status: 400, Description: "the DPoP proof is invalid"}
 	UseDPoPNonce     = &Error{Code: "use_dpop_nonce", Status: 400, Description: "the DPoP proof must carry the server's nonce"}
 
+	// RFC 8707 §2: a resource parameter is malformed, unknown, or more
+	// than the grant allows.
+	InvalidTarget = &Error{Code: "invalid_target", Status: 400, Description: "the requested resource is invalid, unknown, or not allowed"}
+
 	// oauthgate's own: the token may not act for the business the request
 	// names (tenancy).
 	BusinessNotAllowed = &Error{Code: "business_not_allowed", Status: 403, Description: "the token may not act for this business"}
@@ -112,6 +116,7 @@ var All = []*Error{
 	LoginRequired, ConsentRequired, RequestNotSupported, RequestURINotSupported,
 	InvalidToken, InsufficientScope, BusinessNotAllowed,
 	InvalidDPoPProof, UseDPoPNonce,
+	InvalidTarget,
 }
 
 // Codes returns the set of the given entries' codes.

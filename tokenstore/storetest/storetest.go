@@ -171,6 +171,7 @@ func sampleCode(secret string, ttl time.Duration) *tokenstore.AuthCode {
 		AuthTime:            at(-time.Minute),
 		CreatedAt:           at(0),
 		ExpiresAt:           time.Now().Add(ttl).Truncate(time.Millisecond).UTC(),
+		Resources:           []string{"https://api.example/crm", "https://api.example/accounting"},
 	}
 }
 
@@ -184,6 +185,7 @@ func sampleGrant(id, clientID, userID string, created time.Time) *tokenstore.Gra
 		AuthTime:   created,
 		CreatedAt:  created,
 		ExpiresAt:  created.Add(30 * 24 * time.Hour),
+		Resources:  []string{"https://api.example/crm"},
 	}
 }
 
