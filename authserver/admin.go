@@ -90,12 +90,16 @@ type clientView struct {
 	// PostLogoutRedirectURIs, for RP-initiated logout.
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
 	// IDTokenSignedResponseAlg is empty for the server's default.
-	IDTokenSignedResponseAlg string    `json:"id_token_signed_response_alg,omitempty"`
-	FirstParty               bool      `json:"first_party"`
-	Public                   bool      `json:"public"`
-	DPoPBoundAccessTokens    bool      `json:"dpop_bound_access_tokens"`
-	CreatedAt                time.Time `json:"created_at"`
-	UpdatedAt                time.Time `json:"updated_at"`
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
+	FirstParty               bool   `json:"first_party"`
+	Public                   bool   `json:"public"`
+	// OwnerID and OwnerBusinessID: who registered the client in the
+	// developer portal, for which business; empty for the operator's.
+	OwnerID               string    `json:"owner_id,omitempty"`
+	OwnerBusinessID       string    `json:"owner_business_id,omitempty"`
+	DPoPBoundAccessTokens bool      `json:"dpop_bound_access_tokens"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
 }
 
 func viewClient(c *tokenstore.Client) clientView {
@@ -111,6 +115,7 @@ func viewClient(c *tokenstore.Client) clientView {
 		PostLogoutRedirectURIs:   nonNil(c.PostLogoutRedirectURIs),
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 		FirstParty:               c.FirstParty, Public: c.Public, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		OwnerID: c.OwnerID, OwnerBusinessID: c.OwnerBusinessID,
 		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens,
 	}
 }

@@ -189,6 +189,8 @@ test('developer portal: register an app, use it with openid-client, disconnect i
   const mine = await adminRequest(node, 'GET', `/oauthgate/clients/${clientId}`);
   assert.equal(mine.status, 200);
   assert.equal(mine.json.name, 'Northwind Books');
+  assert.equal(mine.json.owner_business_id, 'biz_acme');
+  assert.ok(mine.json.owner_id, 'the admin API shows who registered the app');
   assert.deepEqual(mine.json.redirect_uris, [callback]);
   const stillWorks = await oidc.discovery(new URL(issuer), clientId, clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
   assert.ok(stillWorks, 'the secret was not rotated');
