@@ -43,6 +43,8 @@ func TestProvisionErrors(t *testing.T) {
 		{"brand mark too long", "issuer http://localhost\nbrand Y {\n mark ABCD\n}", "brand mark"},
 		{"static client post-logout URI over http", "issuer http://localhost\nclient c {\n secret s\n grant_types authorization_code\n redirect_uris https://app.example/cb\n post_logout_redirect_uris http://app.example/bye\n}", "post_logout_redirect_uris: redirect_uri \"http://app.example/bye\": http is allowed only for loopback"},
 		{"bad base path", "issuer http://localhost\nbase_path /a?b", "must be a plain URL path"},
+		{"dpop symmetric alg", "issuer http://localhost\ndpop {\n algs ES256 HS256\n}", `dpop algs: "HS256" is not an asymmetric JWS algorithm`},
+		{"dpop alg none", "issuer http://localhost\ndpop {\n algs none\n}", `dpop algs: "none" is not an asymmetric JWS algorithm`},
 		{"static client with a secret and its hash", "issuer http://localhost\nclient c {\n secret s\n secret_hash " + demoSecretHash + "\n}", "a secret or a secret_hash, not both"},
 		{"static public client with a secret hash", "issuer http://localhost\nclient c {\n secret_hash " + demoSecretHash + "\n public\n}", "a public one must not have one"},
 		{"static client hash not sha256", "issuer http://localhost\nclient c {\n secret_hash $2a$12$abcdefghijklmnopqrstuv\n}", `secret_hash: want "sha256:" and 64 hex digits`},
