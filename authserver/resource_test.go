@@ -131,7 +131,7 @@ func TestConsentCarriesResources(t *testing.T) {
 	loc := r.get(authorizeURL()+"&resource="+url.QueryEscape(resCRM), session).location(t)
 	resp := r.get(loc.String(), session)
 	body := resp.Body.String()
-	if !regexp.MustCompile(`id="resources">Only at <code>` + regexp.QuoteMeta(resCRM) + `</code>`).MatchString(body) {
+	if !regexp.MustCompile(`id="resources">Only at the API <code>` + regexp.QuoteMeta(resCRM) + `</code>`).MatchString(body) {
 		t.Fatalf("consent page does not name the resource:\n%s", body)
 	}
 	m := consentForm.FindStringSubmatch(body)
