@@ -142,6 +142,13 @@ test('oauth4webapi: code flow, refresh and a protected call with DPoP; forged pr
   }
   assert.doesNotMatch(node.log(), new RegExp(at.split('.')[2]), 'no token in the log');
 
+  // The RFC 9728 metadata named in the challenge advertises them too.
+  const challenge = (await send('Bearer', [])).headers.get('www-authenticate');
+  const prm = challenge.match(/resource_metadata="([^"]+)"/)?.[1];
+  assert.ok(prm, `resource_metadata in ${challenge}`);
+  const prmDoc = await (await fetch(prm)).json();
+  assert.ok(prmDoc.dpop_signing_alg_values_supported?.includes('ES256'), JSON.stringify(prmDoc));
+
   // Discovery advertises the algorithms in both documents.
   const oidc = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
   assert.ok(oidc.dpop_signing_alg_values_supported.includes('ES256'));
