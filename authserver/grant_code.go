@@ -188,7 +188,7 @@ func (s *Server) newRefreshToken(c *authenticatedClient, g *tokenstore.Grant, sc
 	if s.cfg.RefreshRequiresOfflineAccess && !slices.Contains(scopes, "offline_access") {
 		return nil, "", nil
 	}
-	raw, err := tokens.NewSecret("")
+	raw, err := tokens.NewSecret(s.cfg.RefreshPrefix)
 	if err != nil {
 		return nil, "", errServer()
 	}

@@ -51,7 +51,12 @@ func (s *Server) optionalClient(r *http.Request, p params) (*authenticatedClient
 func (s *Server) revoke(ctx context.Context, c *authenticatedClient, raw, hint string) *Error {
 	tryAccess := func() (bool, *Error) {
 		claims, err := s.tokens.Parse(raw)
-		if err != nil {
+		switch {
+		case errors.Is(err, tokens.ErrUnavailable):
+			// An opaque token could not be looked up: answering 200
+			// would tell the client a live token was revoked.
+			return false, s.storeError("loading access token", err)
+		case err != nil:
 			return false, nil
 		}
 		if c != nil && claims.ClientID != c.ID {
@@ -139,7 +144,10 @@ func (s *Server) introspect(ctx context.Context, c *authenticatedClient, raw, hi
 	}
 	inactive := &introspection{Active: false}
 	mayRead := func(clientID string) bool { return c.FirstParty || clientID == c.ID }
-	if hint != "refresh_token" || len(raw) > 100 {
+	// RFC 7662 §2.1: a wrong hint must not hide a token, so an opaque
+	// access token (which a refresh token's length does not tell apart)
+	// is looked up as one whatever the hint.
+	if hint != "refresh_token" || len(raw) > 100 || s.tokens.LooksOpaque(raw) {
 		claims, err := s.tokens.Verify(raw)
 		switch {
 		case err == nil:

@@ -56,6 +56,9 @@ type Config struct {
 	// and secrets (e.g. "yion_" and "ysk_").
 	ClientIDPrefix string
 	SecretPrefix   string
+	// RefreshPrefix starts every refresh token (e.g. "yapp_rt_"), as
+	// tokens.CheckPrefix allows. Default: none.
+	RefreshPrefix string
 	// CodeTTL defaults to 10 minutes; RefreshTTL to 30 days.
 	CodeTTL    time.Duration
 	RefreshTTL time.Duration
@@ -151,6 +154,9 @@ func New(cfg Config, store Store, ts *tokens.Service) (*Server, error) {
 		return nil, err
 	}
 	cfg.BasePath = base
+	if err := tokens.CheckPrefix(cfg.RefreshPrefix); err != nil {
+		return nil, fmt.Errorf("refresh_token_prefix: %w", err)
+	}
 	if cfg.CodeTTL <= 0 {
 		cfg.CodeTTL = 10 * time.Minute
 	}

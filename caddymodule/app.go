@@ -68,6 +68,22 @@ type App struct {
 	ClientIDPrefix string `json:"client_id_prefix,omitempty"`
 	// ClientSecretPrefix is prepended to generated secrets (e.g. "ysk_").
 	ClientSecretPrefix string `json:"client_secret_prefix,omitempty"`
+	// RefreshTokenPrefix starts every refresh token (e.g. "yapp_rt_"): at
+	// most 32 letters, digits, '_' or '-'. Default: none.
+	RefreshTokenPrefix string `json:"refresh_token_prefix,omitempty"`
+
+	// AccessTokenFormat is "jwt" (default: RFC 9068 JWTs, checked by
+	// signature) or "opaque": random references whose claims the store
+	// keeps, for platforms that do not hand JWTs to third parties. Opaque
+	// tokens are checked through the verified-token cache (the store is
+	// read once per token and node), revoked, introspected and accepted
+	// by /userinfo like JWTs. JWTs minted before a switch to opaque stay
+	// valid; switching back to jwt refuses outstanding opaque tokens.
+	AccessTokenFormat string `json:"access_token_format,omitempty"`
+	// AccessTokenPrefix starts every opaque access token (e.g.
+	// "yapp_at_"), as RefreshTokenPrefix; only with the opaque format.
+	// Default: none.
+	AccessTokenPrefix string `json:"access_token_prefix,omitempty"`
 
 	// Scopes is the scope catalogue: what clients may be registered for,
 	// with the description the consent screen shows. Empty: any scope.
@@ -305,6 +321,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Audience:       repl.ReplaceKnown(a.Audience, ""),
 		Alg:            a.SigningAlg,
 		AccessTTL:      time.Duration(a.AccessTTL),
+		AccessFormat:   a.AccessTokenFormat,
+		AccessPrefix:   a.AccessTokenPrefix,
 		IDTokenTTL:     time.Duration(a.IDTokenTTL),
 		RotationPeriod: time.Duration(a.KeyRotation),
 		CacheMaxBytes:  a.CacheSize,
@@ -338,6 +356,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		AllowHTTPRedirectHosts:       a.AllowHTTPRedirect,
 		ClientIDPrefix:               a.ClientIDPrefix,
 		SecretPrefix:                 a.ClientSecretPrefix,
+		RefreshPrefix:                a.RefreshTokenPrefix,
 		CodeTTL:                      time.Duration(a.CodeTTL),
 		RefreshTTL:                   time.Duration(a.RefreshTTL),
 		RefreshRequiresOfflineAccess: a.RefreshTokens == "offline_access",

@@ -76,6 +76,9 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 //		id_token_ttl <duration>
 //		client_id_prefix <prefix>
 //		client_secret_prefix <prefix>
+//		refresh_token_prefix <prefix>
+//		access_token_format jwt|opaque
+//		access_token_prefix <prefix>
 //		scope <name> [<description>]
 //		third_party_scopes <scope...>
 //		allow_http_redirect <host...>
@@ -142,6 +145,11 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 //	}
 //
 // Durations accept Caddy's units, including d for days (e.g. 30d).
+// refresh_token_prefix starts every refresh token (yAppointment: yapp_rt_).
+// access_token_format opaque hands out random references instead of JWTs
+// (default jwt), checked through the store once per token and node, then
+// from the verified-token cache; access_token_prefix (opaque only) starts
+// them (yapp_at_). Prefixes are at most 32 letters, digits, '_' or '-'.
 // third_party_scopes limits what apps registered by third parties (the
 // developer portal, dynamic registration) may ask for: catalogue scopes,
 // openid, offline_access (default: all of them). allow_http_redirect names
@@ -183,7 +191,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if err := parseBrand(d, app); err != nil {
 				return nil, err
 			}
-		case "issuer", "audience", "base_path", "signing_alg", "client_id_prefix", "client_secret_prefix", "refresh_tokens":
+		case "issuer", "audience", "base_path", "signing_alg", "client_id_prefix", "client_secret_prefix", "refresh_tokens",
+			"refresh_token_prefix", "access_token_format", "access_token_prefix":
 			v, err := oneArg(d)
 			if err != nil {
 				return nil, err
@@ -203,6 +212,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				app.ClientSecretPrefix = v
 			case "refresh_tokens":
 				app.RefreshTokens = v
+			case "refresh_token_prefix":
+				app.RefreshTokenPrefix = v
+			case "access_token_format":
+				app.AccessTokenFormat = v
+			case "access_token_prefix":
+				app.AccessTokenPrefix = v
 			}
 		case "key_rotation", "access_ttl", "refresh_ttl", "code_ttl", "id_token_ttl", "max_staleness", "session_ttl":
 			v, err := oneArg(d)
