@@ -214,6 +214,12 @@ func TestClusterPostgres(t *testing.T) {
 		}
 	})
 
+	t.Run("portal delete on A, refused on B", func(t *testing.T) {
+		// The user of "nothing sticky" registers an app on A's developer
+		// portal and deletes it there (portal_test.go).
+		portalDeleteRefused(t, a, b)
+	})
+
 	t.Run("revoke on A, refused on B", func(t *testing.T) {
 		const n = 100
 		d := measureRevocations(t, a, b, c, n)
