@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -236,6 +240,15 @@ func TestSeedYuvoAuthorizationCode(t *testing.T) {
 		t.Errorf("refreshed token without the header: %d %v", st, company)
 	}
 
+	// "An alternative way of sending the client id and secret is as request
+	// parameters (client_id and client_secret) in the POST body".
+	st, tok3, _ := do(t, "POST", n.URL+"/oauth/token/", map[string]string{"Content-Type": "application/x-www-form-urlencoded"},
+		"grant_type=refresh_token&refresh_token="+url.QueryEscape(tok2["refresh_token"].(string))+
+			"&client_id="+url.QueryEscape(c.ClientID)+"&client_secret="+url.QueryEscape(c.ClientSecret))
+	if st != 200 || tok3["access_token"] == nil {
+		t.Errorf("refresh with the credentials in the body: %d %v", st, tok3)
+	}
+
 	// The same client's client-credentials token is bound to no company:
 	// it names one, even when its client owns exactly one.
 	if st := n.adminJSON("POST", "/oauthgate/clients/"+c.ClientID+"/businesses", map[string]any{"business_id": yuvoCompany}, nil); st >= 300 {
@@ -259,5 +272,384 @@ func TestSeedYuvoAuthorizationCode(t *testing.T) {
 	p = ua.get(authorizeURL(strings.TrimSuffix(callback, "/"), "s3"))
 	if p.StatusCode != http.StatusBadRequest || p.Location != nil {
 		t.Errorf("redirect_uri without the trailing slash: %d %v", p.StatusCode, p.Location)
+	}
+}
+
+// toStop follows a browser flow from start (signing in as email when the
+// sign-in page comes) and returns the first page that is neither a sign-in
+// page nor a redirect inside the authorization server: the consent page, a
+// redirect to the client, or an error page.
+func (ua *userAgent) toStop(start, email, password, callback string) *page {
+	ua.t.Helper()
+	p := ua.get(start)
+	for range 8 {
+		switch {
+		case p.StatusCode == http.StatusOK && strings.HasSuffix(p.Request.URL.Path, "/sign-in"):
+			p = ua.signIn(p, email, password)
+		case p.StatusCode == http.StatusSeeOther && p.Location != nil && !strings.HasPrefix(p.Location.String(), callback):
+			p = ua.get(p.Location.String())
+		default:
+			return p
+		}
+	}
+	ua.t.Fatalf("%s: no end to the redirects", start)
+	return nil
+}
+
+// callbackQuery returns the query of p's redirect to callback, failing the
+// test when p is not one.
+func callbackQuery(t *testing.T, p *page, callback string) url.Values {
+	t.Helper()
+	if p.StatusCode != http.StatusSeeOther || p.Location == nil || !strings.HasPrefix(p.Location.String(), callback+"?") {
+		t.Fatalf("want a 303 to %s, got %d %v\n%s", callback, p.StatusCode, p.Location, p.Body)
+	}
+	return p.Location.Query()
+}
+
+// The user declared in examples/yionstack/Caddyfile.
+const (
+	yionUser     = "owner@yourbusiness.example"
+	yionPassword = "yionstack-password"
+)
+
+// TestSeedYionStackAuthorizationCode replays the YionStack OAuth guide
+// (seed 000) and its getting-started guide (001) request by request against
+// examples/yionstack/Caddyfile: the authorize request with a 303 to the
+// sign-in page keeping the whole OAuth URL, the consent screen (app name,
+// scopes, current business and user), Allow and Deny with the state, the
+// JSON code exchange and refresh with client_id/client_secret in the body,
+// the API call with x-business-id, the token lifetimes, the single-use code,
+// prompt=none and prompt=login, the first-party skip, the scope subset rule
+// and the revocation with only the token.
+func TestSeedYionStackAuthorizationCode(t *testing.T) {
+	n := startNode(t, nodeOptions{Caddyfile: "examples/yionstack/Caddyfile"})
+	const callback = "https://yourapp.com/callback"
+	c := n.registerClient(map[string]any{"name": "Ledger Sync", "scopes": []string{"read:invoices", "read:contacts"},
+		"redirect_uris": []string{callback}})
+	authorizeURL := func(clientID, state string, extra ...string) string {
+		q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {callback},
+			"scope": {"read:invoices read:contacts"}, "state": {state}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			q.Set(extra[i], extra[i+1])
+		}
+		return n.URL + "/api/v1/oauth/authorize?" + q.Encode()
+	}
+	jsonHdr := map[string]string{"Content-Type": "application/json"}
+	post := func(path string, body map[string]string) (int, map[string]any) {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		st, m, _ := do(t, "POST", n.URL+path, jsonHdr, string(b))
+		return st, m
+	}
+
+	// prompt=none without a session: back to the app with login_required,
+	// never a login page.
+	ua := newUserAgent(t)
+	p := ua.get(authorizeURL(c.ClientID, "probe", "prompt", "none"))
+	if q := callbackQuery(t, p, callback); q.Get("error") != "login_required" || q.Get("state") != "probe" {
+		t.Errorf("prompt=none without a session: %v", p.Location)
+	}
+
+	// GET /api/v1/oauth/authorize?… → 303; not signed in, to /sign-in with
+	// the full OAuth URL preserved.
+	start := authorizeURL(c.ClientID, "random_csrf_token")
+	p = ua.get(start)
+	if p.StatusCode != http.StatusSeeOther || p.Location == nil || !strings.HasSuffix(p.Location.Path, "/sign-in") {
+		t.Fatalf("authorize: %d %v, want a 303 to the sign-in page", p.StatusCode, p.Location)
+	}
+	kept, err := url.Parse(p.Location.Query().Get("return_to"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := url.Parse(start)
+	for _, k := range []string{"response_type", "client_id", "redirect_uri", "scope", "state"} {
+		if kept.Query().Get(k) != want.Query().Get(k) {
+			t.Errorf("sign-in return address %s lost %s", kept, k)
+		}
+	}
+
+	// Signed in, the consent screen shows the app, the scopes, the current
+	// business and the user; Deny goes back with access_denied and the state.
+	p = ua.toStop(start, yionUser, yionPassword, callback)
+	if p.StatusCode != http.StatusOK || !strings.HasSuffix(p.Request.URL.Path, "/consent") {
+		t.Fatalf("want the consent page: %d %s\n%s", p.StatusCode, p.Request.URL, p.Body)
+	}
+	for _, s := range []string{"Ledger Sync", "View invoices, line items, and payment status", "View CRM contacts and companies",
+		"Sam Owner", yionUser, "Your Business Ltd", "YionStack"} {
+		if !strings.Contains(p.Body, s) {
+			t.Errorf("consent page lacks %q", s)
+		}
+	}
+	if f := parseForm(t, p.Body); f.Fields.Get("business_id") != "business_uuid" {
+		t.Errorf("current business not preselected: %q", f.Fields.Get("business_id"))
+	}
+	denied := ua.submit(p, url.Values{"decision": {"deny"}})
+	if q := callbackQuery(t, denied, callback); q.Get("error") != "access_denied" || q.Get("state") != "random_csrf_token" || q.Get("code") != "" {
+		t.Errorf("deny: %v", denied.Location)
+	}
+
+	// Allow: https://yourapp.com/callback?code=…&state=random_csrf_token
+	p = ua.toStop(start, yionUser, yionPassword, callback)
+	p = ua.submit(p, url.Values{"decision": {"allow"}})
+	q := callbackQuery(t, p, callback)
+	code := q.Get("code")
+	if code == "" || q.Get("state") != "random_csrf_token" {
+		t.Fatalf("allow: %v", p.Location)
+	}
+
+	// 04 Exchange the code: JSON, client_id and client_secret in the body.
+	exchange := map[string]string{"grant_type": "authorization_code", "code": code, "client_id": c.ClientID,
+		"client_secret": c.ClientSecret, "redirect_uri": callback}
+	st, tok := post("/api/v1/oauth/token", exchange)
+	if st != 200 || !strings.EqualFold(fmt.Sprint(tok["token_type"]), "bearer") || tok["expires_in"] != float64(3600) ||
+		tok["scope"] != "read:invoices read:contacts" || tok["access_token"] == nil || tok["refresh_token"] == nil {
+		t.Fatalf("code exchange: %d %v", st, tok)
+	}
+	access, refresh := tok["access_token"].(string), tok["refresh_token"].(string)
+	// "Single-use — exchange immediately"
+	if st, e := post("/api/v1/oauth/token", exchange); st != 400 || e["error"] != "invalid_grant" {
+		t.Errorf("the code a second time: %d %v", st, e)
+	}
+
+	// 05 Use the access token, with x-business-id.
+	api := func(token, business string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", n.URL+"/api/v1/accounting/invoices", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if business != "" {
+			req.Header.Set("x-business-id", business)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	st, body := api(access, "business_uuid")
+	var invoices []map[string]any
+	if err := json.Unmarshal(body, &invoices); st != 200 || err != nil || len(invoices) == 0 || invoices[0]["id"] != "inv_abc123" {
+		t.Fatalf("first API call: %d %s", st, body)
+	}
+	if st, _ := api(access, "business_other"); st != 403 {
+		t.Errorf("a business the user did not choose: %d", st)
+	}
+	if st, _ := api(access, ""); st != 400 {
+		t.Errorf("no x-business-id: %d", st)
+	}
+
+	// Token lifecycle: access 1 hour (expires_in above), refresh 30 days.
+	st, intro := post("/api/v1/oauth/introspect", map[string]string{"token": refresh, "client_id": c.ClientID, "client_secret": c.ClientSecret})
+	if exp, iat := intro["exp"].(float64), intro["iat"].(float64); st != 200 || intro["active"] != true || exp-iat != 30*24*3600 {
+		t.Errorf("refresh token lifetime: %d %v", st, intro)
+	}
+
+	// Refreshing tokens: JSON with the client's credentials.
+	st, tok = post("/api/v1/oauth/token", map[string]string{"grant_type": "refresh_token", "refresh_token": refresh,
+		"client_id": c.ClientID, "client_secret": c.ClientSecret})
+	if st != 200 || tok["access_token"] == nil || tok["expires_in"] != float64(3600) {
+		t.Fatalf("refresh: %d %v", st, tok)
+	}
+	if st, _ := api(tok["access_token"].(string), "business_uuid"); st != 200 {
+		t.Errorf("refreshed access token: %d", st)
+	}
+
+	// prompt=none with a live session completes without UI.
+	p = ua.get(authorizeURL(c.ClientID, "silent", "prompt", "none"))
+	if q := callbackQuery(t, p, callback); q.Get("code") == "" || q.Get("state") != "silent" {
+		t.Errorf("prompt=none with a session: %v", p.Location)
+	}
+	// prompt=login forces re-authentication although a session exists.
+	p = ua.get(authorizeURL(c.ClientID, "again", "prompt", "login"))
+	if p.StatusCode != http.StatusSeeOther || p.Location == nil || !strings.HasSuffix(p.Location.Path, "/sign-in") {
+		t.Errorf("prompt=login with a session: %d %v, want the sign-in page", p.StatusCode, p.Location)
+	}
+
+	// Scopes must be a subset of the registration's.
+	p = ua.get(authorizeURL(c.ClientID, "too-much", "scope", "read:invoices write:invoices"))
+	if q := callbackQuery(t, p, callback); q.Get("error") != "invalid_scope" || q.Get("state") != "too-much" {
+		t.Errorf("a scope beyond the registration: %v", p.Location)
+	}
+
+	// Revoking tokens: curl -d '{ "token": "access_or_refresh_token" }', no
+	// client credentials. The refresh token first, then an access token.
+	refresh2 := tok["refresh_token"].(string)
+	if st, _, _ := do(t, "POST", n.URL+"/api/v1/oauth/revoke", jsonHdr, `{ "token": "`+refresh2+`" }`); st != 200 {
+		t.Fatalf("revoke the refresh token: %d", st)
+	}
+	if st, e := post("/api/v1/oauth/token", map[string]string{"grant_type": "refresh_token", "refresh_token": refresh2,
+		"client_id": c.ClientID, "client_secret": c.ClientSecret}); st != 400 || e["error"] != "invalid_grant" {
+		t.Errorf("refresh after revocation: %d %v", st, e)
+	}
+
+	// First-party (platform-scoped) apps skip consent; the token's business
+	// is the signing-in user's current one, not the app owner's.
+	fp := n.registerClient(map[string]any{"name": "YionStack Mobile", "first_party": true, "scopes": []string{"read:invoices", "read:contacts"},
+		"redirect_uris": []string{callback}})
+	fresh := newUserAgent(t)
+	p = fresh.toStop(authorizeURL(fp.ClientID, "fp"), yionUser, yionPassword, callback)
+	q = callbackQuery(t, p, callback)
+	if q.Get("code") == "" || q.Get("state") != "fp" {
+		t.Fatalf("first-party app: %v", p.Location)
+	}
+	st, tok = post("/api/v1/oauth/token", map[string]string{"grant_type": "authorization_code", "code": q.Get("code"),
+		"client_id": fp.ClientID, "client_secret": fp.ClientSecret, "redirect_uri": callback})
+	if st != 200 {
+		t.Fatalf("first-party exchange: %d %v", st, tok)
+	}
+	fpAccess := tok["access_token"].(string)
+	if st, _ := api(fpAccess, "business_uuid"); st != 200 {
+		t.Errorf("first-party token, current business: %d", st)
+	}
+	if st, _ := api(fpAccess, "business_other"); st != 403 {
+		t.Errorf("first-party token, another business: %d", st)
+	}
+	if st, _, _ := do(t, "POST", n.URL+"/api/v1/oauth/revoke", jsonHdr, `{ "token": "`+fpAccess+`" }`); st != 200 {
+		t.Fatalf("revoke the access token: %d", st)
+	}
+	if st, _ := api(fpAccess, "business_uuid"); st != 401 {
+		t.Errorf("revoked access token: %d", st)
+	}
+}
+
+// The company admin declared in examples/yappointment/Caddyfile.
+const (
+	yappAdmin    = "admin@salon.example"
+	yappPassword = "yappointment-password"
+)
+
+// TestSeedYAppointmentPKCE replays the yAppointment guide (seed 002) against
+// examples/yappointment/Caddyfile: the authorize URL with state and an S256
+// code challenge, the state echoed to the callback, the JSON code exchange
+// with client_secret and code_verifier (axios posts an object as JSON), the
+// API calls with only the bearer token (POST /api/v1/me without a body,
+// POST /api/v1/bookings with a JSON filter), the refresh that returns a new
+// refresh token and the retry with the new access token, and the
+// revocation with the client's credentials, after which the token no
+// longer works and the app must be authorised again.
+func TestSeedYAppointmentPKCE(t *testing.T) {
+	n := startNode(t, nodeOptions{Caddyfile: "examples/yappointment/Caddyfile"})
+	const callback = "https://myapp.com/callback"
+	c := n.registerClient(map[string]any{"name": "Booking Bridge", "scopes": []string{"bookings:read", "services:read"},
+		"redirect_uris": []string{callback}})
+	postJSON := func(path string, body any, headers map[string]string) (int, map[string]any) {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		h := map[string]string{"Content-Type": "application/json"}
+		for k, v := range headers {
+			h[k] = v
+		}
+		st, m, _ := do(t, "POST", n.URL+path, h, string(b))
+		return st, m
+	}
+
+	// generatePKCEChallenge: a base64url verifier of 32 random bytes and
+	// its SHA-256, base64url.
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw)
+	verifier := base64.RawURLEncoding.EncodeToString(raw)
+	sum := sha256.Sum256([]byte(verifier))
+	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
+	state := fmt.Sprintf("%x", raw[:16])
+
+	authURL, _ := url.Parse(n.URL + "/oauth/authorize")
+	q := authURL.Query()
+	q.Set("client_id", c.ClientID)
+	q.Set("redirect_uri", callback)
+	q.Set("response_type", "code")
+	q.Set("scope", "bookings:read services:read")
+	q.Set("state", state)
+	q.Set("code_challenge", challenge)
+	q.Set("code_challenge_method", "S256")
+	authURL.RawQuery = q.Encode()
+
+	ua := newUserAgent(t)
+	p := ua.toStop(authURL.String(), yappAdmin, yappPassword, callback)
+	if p.StatusCode != http.StatusOK || !strings.HasSuffix(p.Request.URL.Path, "/consent") {
+		t.Fatalf("want the consent page: %d %s", p.StatusCode, p.Request.URL)
+	}
+	for _, s := range []string{"Booking Bridge", "View customer bookings", "View services and pricing", "yAppointment"} {
+		if !strings.Contains(p.Body, s) {
+			t.Errorf("consent page lacks %q", s)
+		}
+	}
+	cb := callbackQuery(t, ua.submit(p, url.Values{"decision": {"allow"}}), callback)
+	// if (returnedState !== sessionState) …
+	if cb.Get("state") != state || cb.Get("code") == "" {
+		t.Fatalf("callback: %v", cb)
+	}
+
+	// The exchange must carry the verifier of the challenge.
+	exchange := map[string]string{"grant_type": "authorization_code", "code": cb.Get("code"), "client_id": c.ClientID,
+		"client_secret": c.ClientSecret, "redirect_uri": callback, "code_verifier": verifier}
+	wrong := maps.Clone(exchange)
+	wrong["code_verifier"] = base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	if st, e := postJSON("/oauth/token", wrong, nil); st != 400 || e["error"] != "invalid_grant" {
+		t.Fatalf("a wrong code_verifier: %d %v", st, e)
+	}
+	// A wrong verifier spends the code (it has leaked): even the right one
+	// is refused now, and the app starts again.
+	if st, e := postJSON("/oauth/token", exchange, nil); st != 400 || e["error"] != "invalid_grant" {
+		t.Fatalf("the code after a wrong code_verifier: %d %v", st, e)
+	}
+	p = ua.toStop(authURL.String(), yappAdmin, yappPassword, callback)
+	if p.StatusCode == http.StatusOK {
+		p = ua.submit(p, url.Values{"decision": {"allow"}})
+	}
+	cb = callbackQuery(t, p, callback)
+	exchange["code"] = cb.Get("code")
+	st, tok := postJSON("/oauth/token", exchange, nil)
+	// Returns: { "access_token", "token_type": "Bearer", "expires_in": 3600, "refresh_token" }
+	if st != 200 || tok["token_type"] != "Bearer" || tok["expires_in"] != float64(3600) || tok["access_token"] == nil || tok["refresh_token"] == nil {
+		t.Fatalf("code exchange: %d %v", st, tok)
+	}
+	access, refresh := tok["access_token"].(string), tok["refresh_token"].(string)
+
+	// api.post('/api/v1/me'): no body, no company header; the token's
+	// company is the one.
+	bearer := map[string]string{"Authorization": "Bearer " + access}
+	if st, me, _ := do(t, "POST", n.URL+"/api/v1/me", bearer, ""); st != 200 || me["company"] != "company_1" {
+		t.Errorf("POST /api/v1/me: %d %v", st, me)
+	}
+	if st, b := postJSON("/api/v1/bookings", map[string]any{"filter": map[string]string{"status": "confirmed"}}, bearer); st != 200 || b["company"] != "company_1" {
+		t.Errorf("POST /api/v1/bookings: %d %v", st, b)
+	}
+	if st, e := postJSON("/api/v1/customers", map[string]any{}, bearer); st != 403 || e["error"] != "insufficient_scope" {
+		t.Errorf("customers without customers:read: %d %v", st, e)
+	}
+
+	// "When you get a 401 error, refresh the token": a bad access token is
+	// 401 with a challenge; the refresh returns a new access token and a
+	// new refresh token, and the retried request passes.
+	stale := map[string]string{"Authorization": "Bearer " + access + "x"}
+	st, _, hdr := do(t, "POST", n.URL+"/api/v1/bookings", stale, "")
+	if st != 401 || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("a token that no longer works: %d %q", st, hdr.Get("WWW-Authenticate"))
+	}
+	st, tok = postJSON("/oauth/token", map[string]string{"grant_type": "refresh_token", "refresh_token": refresh,
+		"client_id": c.ClientID, "client_secret": c.ClientSecret}, nil)
+	if st != 200 || tok["access_token"] == nil || tok["refresh_token"] == nil || tok["refresh_token"] == refresh {
+		t.Fatalf("refresh: %d %v", st, tok)
+	}
+	access = tok["access_token"].(string)
+	bearer["Authorization"] = "Bearer " + access
+	if st, b := postJSON("/api/v1/bookings", map[string]any{"filter": map[string]string{"status": "confirmed"}}, bearer); st != 200 || b["company"] != "company_1" {
+		t.Errorf("the retried request: %d %v", st, b)
+	}
+
+	// revokeToken: JSON with the token and the client's credentials.
+	if st, e := postJSON("/oauth/revoke", map[string]string{"token": access, "client_id": c.ClientID, "client_secret": c.ClientSecret}, nil); st != 200 {
+		t.Fatalf("revoke: %d %v", st, e)
+	}
+	// "After revocation, the token no longer works"
+	if st, _, _ := do(t, "POST", n.URL+"/api/v1/me", bearer, ""); st != 401 {
+		t.Errorf("revoked token: %d", st)
+	}
+	// "the customer will need to re-authorize your app": the refresh token
+	// of the same grant is dead too.
+	if st, e := postJSON("/oauth/token", map[string]string{"grant_type": "refresh_token", "refresh_token": tok["refresh_token"].(string),
+		"client_id": c.ClientID, "client_secret": c.ClientSecret}, nil); st != 400 || e["error"] != "invalid_grant" {
+		t.Errorf("refresh after revocation: %d %v", st, e)
 	}
 }
