@@ -285,6 +285,11 @@ func ago(t, now time.Time) string {
 	}
 }
 
+// backToAccount is the error pages' way back to the connected-apps page.
+func (s *Server) backToAccount() *navLink {
+	return &navLink{Label: "Back to connected apps", URL: s.paths.account}
+}
+
 // disconnect ends the app of the posted grant for its business. The grant
 // must be the signed-in user's: another user's grant id, a client
 // credentials grant and an unknown id are one and the same answer, so the
@@ -306,11 +311,12 @@ func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
 	if !s.checkCSRF(r, csrfAccount, acct.binding, f.Get("csrf_token")) {
 		s.renderError(w, &pageError{Status: http.StatusForbidden, Title: "Request refused",
 			Message: "This form was not sent from your connected-apps page, or your sign-in changed. Nothing was disconnected.",
-			Code:    oautherr.AccessDenied.Code})
+			Code:    oautherr.AccessDenied.Code, Back: s.backToAccount()})
 		return
 	}
 	notConnected := &pageError{Status: http.StatusNotFound, Title: "App not connected",
-		Message: "This app is not connected to your account. Nothing was disconnected.", Code: oautherr.InvalidRequest.Code}
+		Message: "This app is not connected to your account. Nothing was disconnected.", Code: oautherr.InvalidRequest.Code,
+		Back: s.backToAccount()}
 	id := f.Get("grant_id")
 	if id == "" || len(f["grant_id"]) > 1 {
 		s.renderError(w, notConnected)

@@ -248,6 +248,10 @@ func TestDisconnectRejections(t *testing.T) {
 			if resp.Header().Get("X-Frame-Options") != "DENY" {
 				t.Error("no anti-framing header")
 			}
+			if (tc.status == http.StatusForbidden || tc.status == http.StatusNotFound) &&
+				!strings.Contains(resp.Body.String(), `href="/oauth/account">Back to connected apps</a>`) {
+				t.Error("the error page has no way back to connected apps")
+			}
 			if !r.live(tc.grant) {
 				t.Fatalf("grant %s revoked", tc.grant)
 			}

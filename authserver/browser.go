@@ -135,6 +135,8 @@ type pageError struct {
 	Message string
 	// Code is the RFC 6749 error code shown small, for developers.
 	Code string
+	// Back, when set, is a link back to the page the form came from.
+	Back *navLink
 }
 
 func (s *Server) renderError(w http.ResponseWriter, e *pageError) {
