@@ -66,6 +66,8 @@ type connectedApp struct {
 	Granted       timeView
 	LastRefreshed timeView
 	refreshed     time.Time
+	// Unverified: the app registered itself (RFC 7591).
+	Unverified bool
 }
 
 // timeView is a moment as the page says it: in words, with the exact UTC
@@ -157,7 +159,8 @@ func (s *Server) accountView(ctx context.Context, acct *account) (*accountView, 
 			} else if !errors.Is(err, tokenstore.ErrNotFound) {
 				return nil, err
 			}
-			a = &connectedApp{GrantID: g.ID, ClientID: g.ClientID, Name: name, Initials: initials(name)}
+			a = &connectedApp{GrantID: g.ID, ClientID: g.ClientID, Name: name, Initials: initials(name),
+				Unverified: s.dynamicallyRegistered(ctx, g.ClientID)}
 			apps[k] = a
 			order = append(order, k)
 		}

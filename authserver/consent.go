@@ -37,6 +37,9 @@ type consentView struct {
 	Resources  []string
 	SwitchURL  string
 	FirstParty bool
+	// Unverified: the app registered itself (RFC 7591); nobody vouched
+	// for its name.
+	Unverified bool
 }
 
 type businessOption struct {
@@ -104,6 +107,7 @@ func (s *Server) consentView(ctx context.Context, req *authzRequest, acct *accou
 		UserName: acct.Name, UserEmail: acct.Email, Initials: initials(acct.Name),
 		FirstParty: req.client.FirstParty,
 		Resources:  req.resources,
+		Unverified: !req.client.FirstParty && s.dynamicallyRegistered(ctx, req.client.ID),
 	}
 	if u, err := url.Parse(req.redirectURI); err == nil {
 		v.AppHost = u.Host

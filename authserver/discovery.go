@@ -35,6 +35,8 @@ type metadata struct {
 	UserinfoEndpoint      string `json:"userinfo_endpoint"`
 	RevocationEndpoint    string `json:"revocation_endpoint"`
 	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	// RegistrationEndpoint is RFC 7591's, when registration is on.
+	RegistrationEndpoint string `json:"registration_endpoint,omitempty"`
 	// EndSessionEndpoint is RP-Initiated Logout 1.0's; absent with
 	// delegated identity, where the platform owns the sign-in.
 	EndSessionEndpoint                string   `json:"end_session_endpoint,omitempty"`
@@ -86,6 +88,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		UserinfoEndpoint:                  s.endpointURL(s.paths.userinfo),
 		RevocationEndpoint:                s.endpointURL(s.paths.revoke),
 		IntrospectionEndpoint:             s.endpointURL(s.paths.introspect),
+		RegistrationEndpoint:              s.registrationEndpoint(),
 		ScopesSupported:                   scopes,
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},

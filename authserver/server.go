@@ -100,6 +100,9 @@ type Config struct {
 	Metrics       *Metrics
 	// BrowserMetrics counts sign-ins and authorization outcomes.
 	BrowserMetrics *BrowserMetrics
+	// Registration turns on dynamic client registration (RFC 7591, RFC
+	// 7592) under this policy. Nil: off.
+	Registration *RegistrationPolicy
 	// Clock tells the time. Default: time.Now (tests inject a fake one,
 	// the same as the token service's).
 	Clock func() time.Time
@@ -129,6 +132,8 @@ type Server struct {
 	throttle *throttle.Throttle
 	// proofs checks DPoP proofs at the token endpoint (dpop.go).
 	proofs *tokenProofs
+	// registration is the checked Config.Registration; nil when off.
+	registration *registrar
 }
 
 type endpointPaths struct {
@@ -206,6 +211,9 @@ func New(cfg Config, store Store, ts *tokens.Service) (*Server, error) {
 	if err := s.initThirdPartyScopes(); err != nil {
 		return nil, err
 	}
+	if err := s.initRegistration(); err != nil {
+		return nil, err
+	}
 	if err := s.initDPoP(); err != nil {
 		return nil, err
 	}
@@ -268,6 +276,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	default:
 		if s.issuerPath != "" && p == s.issuerPath+"/.well-known/openid-configuration" {
 			s.serveMetadata(w, r)
+			return true
+		}
+		if s.serveRegistration(w, r, p) {
 			return true
 		}
 		return s.serveBrowser(w, r, p)

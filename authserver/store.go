@@ -13,6 +13,8 @@ import (
 type Store interface {
 	// Clients: the admin API and dynamic registration.
 	tokenstore.Clients
+	// Registrations: dynamic registration and the unverified mark.
+	tokenstore.Registrations
 	// Codes: the authorization endpoint mints them, the code grant spends
 	// them.
 	tokenstore.Codes

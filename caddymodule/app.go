@@ -165,6 +165,10 @@ type App struct {
 	// authentications. Default: on, with ThrottleConfig's defaults.
 	Throttle *ThrottleConfig `json:"throttle,omitempty"`
 
+	// Registration turns on dynamic client registration (RFC 7591, RFC
+	// 7592) and bounds what a self-registered app may get. Default off.
+	Registration *RegistrationConfig `json:"registration,omitempty"`
+
 	// DPoP tunes DPoP (RFC 9449) proofs at the token endpoint and in
 	// oauth_protect (see dpop.go). Default: on, with DPoPConfig's defaults.
 	DPoP *DPoPConfig `json:"dpop,omitempty"`
@@ -346,8 +350,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.dpop, err = a.dpopChecker(repl); err != nil {
 		return err
 	}
+	registration, err := a.registrationPolicy(repl)
+	if err != nil {
+		return err
+	}
 	a.serverCfg = authserver.Config{
 		DPoP:                         a.dpop,
+		Registration:                 registration,
 		Issuer:                       a.Issuer,
 		IDTokenAlgs:                  tokens.IDTokenAlgsFor(a.SigningAlg),
 		BasePath:                     a.BasePath,

@@ -126,6 +126,15 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 //			nonce [<secret>]
 //			nonce_lifetime <duration>
 //		}
+//		registration off|open
+//		registration open|token {
+//			initial_access_token <token>
+//			initial_access_token_hash <sha256:hex>
+//			client_types public|confidential...
+//			grant_types <type...>
+//			scopes <scope...>
+//			rate_limit <n>|off [<window>]
+//		}
 //		throttle off
 //		throttle {
 //			accounts <failures>|off
@@ -304,6 +313,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, err
 			}
 			app.DPoP = dc
+		case "registration":
+			rc, err := parseRegistration(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Registration = rc
 		case "throttle":
 			tc, err := parseThrottle(d)
 			if err != nil {

@@ -104,6 +104,10 @@ var (
 	// than the grant allows.
 	InvalidTarget = &Error{Code: "invalid_target", Status: 400, Description: "the requested resource is invalid, unknown, or not allowed"}
 
+	// RFC 7591 §3.2.2 (dynamic client registration).
+	InvalidRedirectURI    = &Error{Code: "invalid_redirect_uri", Status: 400, Description: "a redirect URI is invalid"}
+	InvalidClientMetadata = &Error{Code: "invalid_client_metadata", Status: 400, Description: "a client metadata value is invalid"}
+
 	// oauthgate's own: the token may not act for the business the request
 	// names (tenancy).
 	BusinessNotAllowed = &Error{Code: "business_not_allowed", Status: 403, Description: "the token may not act for this business"}
@@ -114,7 +118,7 @@ var All = []*Error{
 	InvalidRequest, InvalidClient, InvalidGrant, UnauthorizedClient, UnsupportedGrantType, InvalidScope,
 	AccessDenied, UnsupportedResponseType, ServerError, TemporarilyUnavailable,
 	LoginRequired, ConsentRequired, RequestNotSupported, RequestURINotSupported,
-	InvalidToken, InsufficientScope, BusinessNotAllowed,
+	InvalidToken, InsufficientScope, InvalidRedirectURI, InvalidClientMetadata, BusinessNotAllowed,
 	InvalidDPoPProof, UseDPoPNonce,
 	InvalidTarget,
 }
