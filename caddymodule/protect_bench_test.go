@@ -46,8 +46,9 @@ func benchRoutes() []RouteConfig {
 
 // benchApp runs Caddy in-process with only the oauthgate app (a real
 // SQLite store, a static client owning biz_bench) and returns a
-// provisioned oauth_protect and the app.
-func benchApp(b testing.TB) (*Protect, *App) {
+// provisioned oauth_protect and the app. options are set on the app's
+// JSON configuration (e.g. "access_token_format": "opaque").
+func benchApp(b testing.TB, options ...map[string]any) (*Protect, *App) {
 	b.Helper()
 	cfg := map[string]any{
 		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
@@ -60,6 +61,12 @@ func benchApp(b testing.TB) (*Protect, *App) {
 				"businesses": []string{"biz_bench"},
 			}},
 		}},
+	}
+	og := cfg["apps"].(map[string]any)["oauthgate"].(map[string]any)
+	for _, o := range options {
+		for k, v := range o {
+			og[k] = v
+		}
 	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {
@@ -118,6 +125,12 @@ var sinkHeader http.Header
 
 func BenchmarkProtect(b *testing.B) {
 	p, app := benchApp(b)
+	runProtectBench(b, p, app)
+}
+
+// runProtectBench is BenchmarkProtect's cases on p and app, whatever the
+// access-token format (BenchmarkProtectOpaque).
+func runProtectBench(b *testing.B, p *Protect, app *App) {
 	toks := benchTokens(b, app, 1000)
 	// Cached, as in the gateway's steady state. Ristretto applies sets
 	// asynchronously and may drop some, hence two passes.
