@@ -147,8 +147,10 @@ func ValidAlg(alg string) bool { return asymmetric[alg] }
 // Checker checks proofs. It is safe for concurrent use; its replay cache
 // is per process (a node of a cluster remembers the jtis it saw).
 type Checker struct {
-	algs   []string
-	algSet map[string]bool
+	algs []string
+	// verifiers are jwx's, one per accepted algorithm: the proof was
+	// split and decoded once here, so it is not parsed again by jws.Verify.
+	verifiers map[string]jws.Verifier
 	maxAge int64 // seconds
 	leeway int64
 	now    func() time.Time
@@ -162,12 +164,16 @@ func New(cfg Config) (*Checker, error) {
 	if len(c.algs) == 0 {
 		c.algs = DefaultAlgs
 	}
-	c.algSet = make(map[string]bool, len(c.algs))
+	c.verifiers = make(map[string]jws.Verifier, len(c.algs))
 	for _, a := range c.algs {
 		if !asymmetric[a] {
 			return nil, errors.New("dpop: algorithm " + a + " is not an asymmetric JWS algorithm")
 		}
-		c.algSet[a] = true
+		v, err := jws.NewVerifier(jwa.SignatureAlgorithm(a))
+		if err != nil {
+			return nil, errors.New("dpop: algorithm " + a + ": " + err.Error())
+		}
+		c.verifiers[a] = v
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -357,7 +363,8 @@ func (c *Checker) parse(proof string) (*parsed, error) {
 		return nil, FailTyp
 	}
 	// The configured list decides: none and the HMACs are never in it.
-	if !c.algSet[h.Alg] {
+	verifier := c.verifiers[h.Alg]
+	if verifier == nil {
 		return nil, FailAlg
 	}
 	if len(h.JWK) == 0 || h.JWK[0] != '{' {
@@ -376,9 +383,18 @@ func (c *Checker) parse(proof string) (*parsed, error) {
 	if !keyFits(key, h.Alg) {
 		return nil, FailKey
 	}
-	payload, err := jws.Verify([]byte(proof), jws.WithKey(jwa.SignatureAlgorithm(h.Alg), key))
+	// RFC 7515 §5.2: the signature over ASCII(header64 '.' payload64),
+	// checked by jwx's verifier for the header's alg with the header's key.
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(s64)
 	if err != nil {
+		return nil, FailMalformed
+	}
+	if err := verifier.Verify([]byte(proof[:len(h64)+1+len(p64)]), sig, key); err != nil {
 		return nil, FailSignature
+	}
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(p64)
+	if err != nil {
+		return nil, FailMalformed
 	}
 	var p parsed
 	if err := json.Unmarshal(payload, &p.claims); err != nil {
