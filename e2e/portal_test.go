@@ -32,26 +32,33 @@ var credentialRE = regexp.MustCompile(`id="(client-id|client-secret)" class="cre
 // browser (signed in), and returns it as the reveal shows it.
 func portalRegister(t *testing.T, f *codeFlow, n *node, name string) registeredClient {
 	t.Helper()
-	resp, err := f.browser.Get(n.URL + "/oauth/developer/new")
+	return portalRegisterAt(t, f.browser, n.URL+"/oauth", name)
+}
+
+// portalRegisterAt registers a confidential app for business b1 on the
+// portal under base (the server's URL and base path).
+func portalRegisterAt(t *testing.T, browser *http.Client, base, name string) registeredClient {
+	t.Helper()
+	resp, err := browser.Get(base + "/developer/new")
 	if err != nil {
 		t.Fatal(err)
 	}
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("registration form on %s: %d", n.URL, resp.StatusCode)
+		t.Fatalf("registration form on %s: %d", base, resp.StatusCode)
 	}
 	form := url.Values{"csrf_token": {hiddenInput(page, "csrf_token")}, "form_id": {hiddenInput(page, "form_id")},
 		"name": {name}, "redirect_uris": {flowRedirect}, "client_type": {"confidential"},
 		"scope": {"read:invoices", "offline_access"}, "business_id": {"b1"}}
-	resp, err = f.browser.PostForm(n.URL+"/oauth/developer/new", form)
+	resp, err = browser.PostForm(base+"/developer/new", form)
 	if err != nil {
 		t.Fatal(err)
 	}
 	page, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("registering on %s: %d", n.URL, resp.StatusCode)
+		t.Fatalf("registering on %s: %d", base, resp.StatusCode)
 	}
 	c := registeredClient{Name: name}
 	for _, m := range credentialRE.FindAllSubmatch(page, -1) {
@@ -164,5 +171,53 @@ func portalDeleteRefused(t *testing.T, a, b *node) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized || e.Error != "invalid_client" {
 		t.Errorf("refresh of the deleted app on %s: %d %q, want 401 invalid_client", b.URL, resp.StatusCode, e.Error)
+	}
+}
+
+// TestSeedYionStackDeveloper: "Go to Settings → Developer … and click
+// Register app" (seed 001) on examples/yionstack/Caddyfile: a signed-out
+// developer is sent to sign in under /api/v1/oauth and back, registers an
+// app, and gets yion_/ysk_ credentials that authenticate.
+func TestSeedYionStackDeveloper(t *testing.T) {
+	n := startNode(t, nodeOptions{Caddyfile: "examples/yionstack/Caddyfile"})
+	if st := n.adminJSON(http.MethodPost, "/oauthgate/users", map[string]any{"email": flowEmail, "password": flowPassword, "name": "Kim",
+		"businesses": []map[string]string{{"id": "b1", "name": "B1"}}}, nil); st != http.StatusCreated {
+		t.Fatalf("creating a user: %d", st)
+	}
+	browser := newBrowserFlow(n).browser
+	base := n.URL + "/api/v1/oauth"
+	resp, err := browser.Get(base + "/developer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/api/v1/oauth/sign-in" || hiddenInput(page, "return_to") != "/api/v1/oauth/developer" {
+		t.Fatalf("signed out: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	resp, err = browser.PostForm(base+"/sign-in", url.Values{"email": {flowEmail}, "password": {flowPassword},
+		"csrf_token": {hiddenInput(page, "csrf_token")}, "return_to": {hiddenInput(page, "return_to")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/api/v1/oauth/developer" {
+		t.Fatalf("after sign-in: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	c := portalRegisterAt(t, browser, base, "Acme Books")
+	if !strings.HasPrefix(c.ClientID, "yion_") || !strings.HasPrefix(c.ClientSecret, "ysk_") {
+		t.Fatalf("credentials lack the configured prefixes: %s", c.ClientID)
+	}
+	// The secret authenticates the app (revocation checks credentials that
+	// are sent), and a wrong one does not.
+	for secret, want := range map[string]int{c.ClientSecret: http.StatusOK, c.ClientSecret + "x": http.StatusUnauthorized} {
+		resp, err := fast.PostForm(base+"/revoke", url.Values{"token": {"x"}, "client_id": {c.ClientID}, "client_secret": {secret}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("revoke with the app's credentials (right secret: %v): %d, want %d", secret == c.ClientSecret, resp.StatusCode, want)
+		}
 	}
 }
