@@ -151,11 +151,11 @@ type Checker struct {
 	// verifiers are jwx's, one per accepted algorithm: the proof was
 	// split and decoded once here, so it is not parsed again by jws.Verify.
 	verifiers map[string]jws.Verifier
-	maxAge int64 // seconds
-	leeway int64
-	now    func() time.Time
-	replay *replayCache
-	nonces *nonces
+	maxAge    int64 // seconds
+	leeway    int64
+	now       func() time.Time
+	replay    *replayCache
+	nonces    *nonces
 }
 
 // New returns a Checker for cfg.
