@@ -28,7 +28,7 @@ admin endpoint, localhost:2019 by default; --address, or --config and
 
   client create --name <n> [--grant-types …] [--scopes …] [--businesses …]
                 [--redirect-uris …] [--post-logout-redirect-uris …]
-                [--first-party] [--public]
+                [--first-party] [--public] [--dpop-bound-access-tokens]
   client list | get <id> | delete <id> | rotate-secret <id>
   client link <id> <business> | unlink <id> <business>
   grant list [--client <id>] [--user <id>] [--live]
@@ -77,6 +77,7 @@ func buildCommand(cmd *cobra.Command) {
 	create.Flags().StringVar(&spec.IDTokenSignedResponseAlg, "id-token-signed-response-alg", "", "Algorithm of the client's id_tokens: RS256 or the server's signing_alg (default)")
 	create.Flags().BoolVar(&spec.FirstParty, "first-party", false, "Platform-scoped client: skips the consent screen")
 	create.Flags().BoolVar(&spec.Public, "public", false, "Public client: no secret, PKCE required")
+	create.Flags().BoolVar(&spec.DPoPBoundAccessTokens, "dpop-bound-access-tokens", false, "Require a DPoP proof on every token request: never a bearer token (RFC 9449 §5.2)")
 	_ = create.MarkFlagRequired("name")
 	client.AddCommand(create,
 		&cobra.Command{Use: "list", Short: "Lists clients", Args: cobra.NoArgs,
