@@ -239,6 +239,9 @@ type Clients interface {
 	// token issued to the client before the deletion committed. It returns
 	// the revocation's time (CreatedAt).
 	DeleteClient(ctx context.Context, id string, until time.Time) (time.Time, error)
+	// LinkCreatedBusiness records that the client created the business
+	// (oauth_protect's creation routes); see created.go.
+	LinkCreatedBusiness(ctx context.Context, clientID, businessID string, now time.Time) (LinkOutcome, error)
 }
 
 // Codes stores authorization codes.

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"Users", testUsers},
 		{"Businesses", testBusinesses},
 		{"Memberships", testMemberships},
+		{"LinkCreatedBusiness", testLinkCreatedBusiness},
 		{"Revocations", testRevocations},
 		{"Failures", testFailures},
 		{"ChangeFeed", testChangeFeed},
@@ -81,6 +82,7 @@ func RunConcurrent(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"RotateKeysWhenDue", testConcurrentRotateKeys},
 		{"CreateVersusRevokeGrant", testConcurrentCreateRevoke},
 		{"RecordFailures", testConcurrentRecordFailures},
+		{"LinkCreatedBusiness", testConcurrentLinkCreatedBusiness},
 	}.run(t, open)
 }
 
