@@ -53,6 +53,10 @@ type Config struct {
 	// DPoP checks the proofs of DPoP-bound tokens (RFC 9449 §7); nil
 	// refuses every bound token.
 	DPoP *dpop.Checker
+	// Creating marks the routes that create businesses, indexed by the
+	// route's rule index (policies.Route.Index); shorter than the rules, or
+	// nil, means the rest create nothing.
+	Creating []Creating
 }
 
 // Guard decides requests. It is immutable and safe for concurrent use.
@@ -95,6 +99,12 @@ type Decision struct {
 	// on a refusal or an allowed request alike.
 	DPoP  bool
 	Nonce string
+	// Creates is true when the route creates a business (Business is then
+	// empty: the handler deletes the tenant header) and its client is to
+	// own it: link the business the upstream creates to Claims.ClientID.
+	Creates bool
+	// Rule is the index of the route's rule when Creates is true.
+	Rule int
 }
 
 func refuse(r Reason) Decision { return Decision{Reason: r} }
@@ -165,6 +175,10 @@ func (g *Guard) Decide(r *http.Request, v Verifier) Decision {
 		if scope, missing := other.Missing(claims.Scopes); missing {
 			return Decision{Reason: InsufficientScope, Scope: scope}
 		}
+	}
+
+	if d, ok := g.decideCreation(route, other, claims); ok {
+		return d
 	}
 
 	header := ""

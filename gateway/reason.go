@@ -31,6 +31,7 @@ const (
 	BoundAsBearer
 	NotBound
 	WrongAudience
+	UserCreates
 	numReasons
 )
 
@@ -65,6 +66,7 @@ var reasons = [numReasons]reasonInfo{
 	BoundAsBearer: {oautherr.InvalidToken.WithDescription("the access token is DPoP-bound: send it with the DPoP scheme and a proof"), "dpop_bound_as_bearer"},
 	NotBound:      {oautherr.InvalidToken.WithDescription("the DPoP scheme needs a DPoP-bound access token"), "dpop_not_bound"},
 	WrongAudience: {oautherr.InvalidToken.WithDescription("the access token was issued for another resource"), "wrong_audience"},
+	UserCreates:   {oautherr.AccessDenied.WithDescription("only client-credentials tokens may create businesses on this route"), "user_creates"},
 }
 
 func (r Reason) info() reasonInfo {
