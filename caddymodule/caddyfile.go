@@ -531,6 +531,11 @@ func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		resource <uri>
 //		<METHOD...> <path> [<scope...>]
 //		<METHOD...> <path> public
+//		<METHOD...> <path> [<scope...>] {
+//			creates json [<member>]
+//			creates location
+//			user_tokens refuse|pass
+//		}
 //	}
 //
 // A route line starts with one or more upper-case HTTP methods (or *),
@@ -553,6 +558,15 @@ func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // Protect; their values are checked when the handler is provisioned.
 // `resource` names the protected resource (RFC 8707, RFC 9728); by default
 // the issuer's origin plus the route map's shared leading segments.
+//
+// A route line with a block marks a route whose requests create a business
+// (create.go): `creates json <member>` reads the new id from that member
+// of the upstream's 2xx JSON answer (default id; dots for nesting, as in
+// data.id), `creates location` from the last segment of its Location
+// header. Such a request needs no tenant header, and once the upstream
+// answers 2xx the business is linked to the calling client before the
+// answer is released. `user_tokens` says what a user token on the route
+// gets: refuse (default, 403) or pass (nothing is linked).
 func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -634,6 +648,9 @@ func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if rc.Public && len(rc.Scopes) > 0 {
 				return d.Errf("route %s: public routes take no scopes", rc.Path)
 			}
+			if err := parseRouteBlock(d, &rc); err != nil {
+				return err
+			}
 			p.Routes = append(p.Routes, rc)
 		default:
 			return d.Errf("unrecognized oauth_protect option %q (route lines start with an upper-case HTTP method)", word)
@@ -641,6 +658,49 @@ func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	if len(p.Routes) == 0 {
 		return d.Err("oauth_protect needs at least one route line, e.g. `GET /api/v1/invoices* read:invoices`")
+	}
+	return nil
+}
+
+// parseRouteBlock reads the optional block of a route line (see
+// UnmarshalCaddyfile); only creation routes have one.
+func parseRouteBlock(d *caddyfile.Dispenser, rc *RouteConfig) error {
+	nesting := d.Nesting()
+	if !d.NextBlock(nesting) {
+		return nil
+	}
+	c := &CreateConfig{}
+	for ok := true; ok; ok = d.NextBlock(nesting) {
+		switch opt := d.Val(); opt {
+		case "creates":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 1 && args[0] == "location":
+				c.IDFrom = "location"
+			case len(args) >= 1 && len(args) <= 2 && args[0] == "json":
+				c.IDFrom = "json"
+				if len(args) == 2 {
+					c.Member = args[1]
+				}
+			default:
+				return d.Errf("route %s: want `creates json [<member>]` or `creates location`", rc.Path)
+			}
+			rc.Creates = c
+		case "user_tokens":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			c.UserTokens = v
+		default:
+			return d.Errf("route %s: unrecognized route option %q (want creates or user_tokens)", rc.Path, opt)
+		}
+	}
+	if rc.Creates == nil {
+		return d.Errf("route %s: a route block must say `creates json [<member>]` or `creates location`", rc.Path)
+	}
+	if rc.Public {
+		return d.Errf("route %s: a public route cannot create businesses", rc.Path)
 	}
 	return nil
 }

@@ -84,6 +84,12 @@ func TestAdaptErrors(t *testing.T) {
 		{"lower-case method", "", "oauth_protect {\n get /x read:x\n}", `unrecognized oauth_protect option "get"`},
 		{"bad tenant", "", "oauth_protect {\n tenant sometimes\n GET /x\n}", "tenant: want"},
 		{"bad identity field", "", "oauth_protect {\n identity password X-P\n GET /x\n}", `identity field "password"`},
+		{"route block without creates", "", "oauth_protect {\n POST /c w {\n user_tokens pass\n }\n}", "must say `creates json"},
+		{"creates what", "", "oauth_protect {\n POST /c w {\n creates header X-Id\n }\n}", "want `creates json [<member>]` or `creates location`"},
+		{"creates location member", "", "oauth_protect {\n POST /c w {\n creates location id\n }\n}", "want `creates json"},
+		{"unknown route option", "", "oauth_protect {\n POST /c w {\n links yes\n }\n}", `unrecognized route option "links"`},
+		{"public route creates", "", "oauth_protect {\n POST /c public {\n creates json\n }\n}", "a public route cannot create"},
+		{"user_tokens twice", "", "oauth_protect {\n POST /c w {\n creates json\n user_tokens refuse pass\n }\n}", "wrong argument count"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 // gatewayMetrics counts oauth_protect decisions by outcome.
 type gatewayMetrics struct {
 	decisions *prometheus.CounterVec
+	links     *prometheus.CounterVec // creation routes (create.go)
 }
 
 func newGatewayMetrics(reg prometheus.Registerer) (*gatewayMetrics, error) {
@@ -20,7 +21,11 @@ func newGatewayMetrics(reg prometheus.Registerer) (*gatewayMetrics, error) {
 		Namespace: "oauthgate", Subsystem: "gateway", Name: "decisions_total",
 		Help: "oauth_protect decisions: allow, public, or the reason for a rejection.",
 	}, []string{"outcome"}), nil)
-	return &gatewayMetrics{decisions: vec}, err
+	if err != nil {
+		return nil, err
+	}
+	links, err := newLinkMetrics(reg)
+	return &gatewayMetrics{decisions: vec, links: links}, err
 }
 
 // decisionsFor resolves every label once, at provision time.

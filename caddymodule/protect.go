@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/textproto"
@@ -115,6 +116,8 @@ type Protect struct {
 	// dpopAlgs is the algs parameter of DPoP challenges.
 	dpopAlgs  string
 	decisions decisionCounters
+	creations *creations
+	ctx       context.Context
 	logger    *zap.Logger
 }
 
@@ -129,6 +132,9 @@ type RouteConfig struct {
 	Scopes []string `json:"scopes,omitempty"`
 	// Public routes need no token at all.
 	Public bool `json:"public,omitempty"`
+	// Creates marks a route whose requests create a business, linked to
+	// the calling client once the upstream answers 2xx (see CreateConfig).
+	Creates *CreateConfig `json:"creates,omitempty"`
 }
 
 type identityField int
@@ -168,6 +174,7 @@ func (Protect) CaddyModule() caddy.ModuleInfo {
 // Provision compiles the route map and binds to the oauthgate app.
 func (p *Protect) Provision(ctx caddy.Context) error {
 	p.logger = ctx.Logger()
+	p.ctx = ctx
 	appIface, err := ctx.App("oauthgate")
 	if err != nil {
 		return fmt.Errorf("loading oauthgate app: %w", err)
@@ -219,6 +226,9 @@ func (p *Protect) Provision(ctx caddy.Context) error {
 		return err
 	}
 	cfg.Audiences = p.audiences()
+	if err := p.provisionCreation(&cfg); err != nil {
+		return err
+	}
 	p.guard = gateway.New(cfg)
 
 	headers := p.IdentityHeaders
@@ -292,6 +302,10 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if d.SetBusiness {
 		r.Header[p.tenantKey] = []string{business}
 	}
+	if d.Creates {
+		// The business does not exist yet: no header names it upstream.
+		delete(r.Header, p.tenantKey)
+	}
 	// One backing array for every identity header value, rather than one
 	// allocation per header. Each header gets a capacity-1 window of it,
 	// so a later handler appending a value reallocates instead of
@@ -332,6 +346,9 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		repl.Set("oauth.grant_id", claims.GrantID)
 	}
 	p.decisions.allow.Inc()
+	if d.Link {
+		return p.create(w, r, next, d)
+	}
 	return next.ServeHTTP(w, r)
 }
 

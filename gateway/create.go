@@ -53,7 +53,7 @@ func (g *Guard) decideCreation(route, other *policies.Route, claims *tokens.Clai
 	case claims.User && c != AnyTokenCreates:
 		return refuse(UserCreates), true
 	}
-	return Decision{Verdict: Allow, Claims: claims, Creates: !claims.User, Rule: route.Index()}, true
+	return Decision{Verdict: Allow, Claims: claims, Creates: true, Link: !claims.User, Rule: route.Index()}, true
 }
 
 // IDSource says where the id of a created business is in the upstream's

@@ -33,7 +33,7 @@ func TestDecideCreation(t *testing.T) {
 		r       *http.Request
 		verdict Verdict
 		reason  Reason
-		creates bool
+		link    bool
 	}{
 		{"client token creates without a header", request("POST", "/companies", "client-write"), Allow, 0, true},
 		{"a header is not looked at", request("POST", "/companies", "client-write", "X-Business-Id", "b1"), Allow, 0, true},
@@ -50,14 +50,14 @@ func TestDecideCreation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			v.lookups = 0
 			d := creationGuard(t).Decide(tt.r, v)
-			if d.Verdict != tt.verdict || d.Reason != tt.reason || d.Creates != tt.creates {
-				t.Fatalf("Decide = %v %v creates %v; want %v %v %v", d.Verdict, d.Reason, d.Creates, tt.verdict, tt.reason, tt.creates)
+			if d.Verdict != tt.verdict || d.Reason != tt.reason || d.Link != tt.link {
+				t.Fatalf("Decide = %v %v link %v; want %v %v %v", d.Verdict, d.Reason, d.Link, tt.verdict, tt.reason, tt.link)
 			}
 			if d.Verdict == Allow && (d.Business != "" || d.SetBusiness || v.lookups != 0) {
 				t.Errorf("creation acts for business %q (set %v) after %d lookups", d.Business, d.SetBusiness, v.lookups)
 			}
-			if d.Creates && d.Rule != 1 && d.Rule != 2 {
-				t.Errorf("rule %d", d.Rule)
+			if d.Verdict == Allow && (!d.Creates || (d.Rule != 1 && d.Rule != 2)) {
+				t.Errorf("creates %v, rule %d", d.Creates, d.Rule)
 			}
 		})
 	}

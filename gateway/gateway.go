@@ -99,10 +99,12 @@ type Decision struct {
 	// on a refusal or an allowed request alike.
 	DPoP  bool
 	Nonce string
-	// Creates is true when the route creates a business (Business is then
-	// empty: the handler deletes the tenant header) and its client is to
-	// own it: link the business the upstream creates to Claims.ClientID.
+	// Creates is true when the route creates a business: Business is then
+	// empty, and the handler deletes the tenant header.
 	Creates bool
+	// Link is true when the business the upstream creates is to be linked
+	// to Claims.ClientID (a client-credentials token on a creation route).
+	Link bool
 	// Rule is the index of the route's rule when Creates is true.
 	Rule int
 }

@@ -111,6 +111,11 @@ var (
 	// oauthgate's own: the token may not act for the business the request
 	// names (tenancy).
 	BusinessNotAllowed = &Error{Code: "business_not_allowed", Status: 403, Description: "the token may not act for this business"}
+	// oauthgate's own, on routes that create businesses: the upstream
+	// created one the calling client cannot own (it exists already or is
+	// another client's), or its answer names no valid id.
+	BusinessNotLinked       = &Error{Code: "business_not_linked", Status: 409, Description: "the upstream created a business that was not linked to this client"}
+	InvalidUpstreamResponse = &Error{Code: "invalid_upstream_response", Status: 502, Description: "the upstream's answer does not name the business it created"}
 )
 
 // All is every entry of the table, for code sets (metric labels) and tests.
@@ -120,7 +125,7 @@ var All = []*Error{
 	LoginRequired, ConsentRequired, RequestNotSupported, RequestURINotSupported,
 	InvalidToken, InsufficientScope, InvalidRedirectURI, InvalidClientMetadata, BusinessNotAllowed,
 	InvalidDPoPProof, UseDPoPNonce,
-	InvalidTarget,
+	InvalidTarget, BusinessNotLinked, InvalidUpstreamResponse,
 }
 
 // Codes returns the set of the given entries' codes.
