@@ -180,6 +180,7 @@ func (g *Guard) Decide(r *http.Request, v Verifier) Decision {
 	}
 
 	if d, ok := g.decideCreation(route, other, claims); ok {
+		d.Nonce = nonce
 		return d
 	}
 
