@@ -85,8 +85,25 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		s.disconnect(w, r)
 	default:
-		methodNotAllowed(s, w, "GET, POST")
+		w.Header().Set("Allow", "GET, POST")
+		s.accountError(w, &pageError{Status: http.StatusMethodNotAllowed, Title: "Method not allowed",
+			Message: "This page cannot be used that way.", Code: oautherr.InvalidRequest.Code, Back: s.backToAccount()})
 	}
+}
+
+// accountError shows a refusal or failure of the connected-apps page. It
+// is not an outcome of the authorization endpoint, so unlike renderError
+// it does not count as one.
+func (s *Server) accountError(w http.ResponseWriter, e *pageError) {
+	s.render(w, e.Status, "error", pageData{Title: e.Title, Error: e})
+}
+
+// accountUnavailable is the page for a failure of the store or the
+// identity source, already logged by storeError or identityError.
+func (s *Server) accountUnavailable(e *Error) *pageError {
+	return &pageError{Status: e.Status, Title: "Temporarily unavailable",
+		Message: "Your connected apps cannot be shown or changed right now. Please try again in a moment.",
+		Code:    e.Code, Back: s.backToAccount()}
 }
 
 // accountUser is the signed-in user, or nil after answering: a signed-out
@@ -95,7 +112,7 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 func (s *Server) accountUser(w http.ResponseWriter, r *http.Request) *account {
 	acct, err := s.identity.signedIn(r)
 	if err != nil {
-		s.renderError(w, s.unavailablePage(err))
+		s.accountError(w, s.accountUnavailable(s.identityError(err)))
 		return nil
 	}
 	if acct == nil {
@@ -112,12 +129,12 @@ func (s *Server) showAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, err := s.csrfSecret(w, r)
 	if err != nil {
-		s.renderError(w, &pageError{Status: http.StatusInternalServerError, Title: "Something went wrong", Message: "Please try again.", Code: oautherr.ServerError.Code})
+		s.accountError(w, &pageError{Status: http.StatusInternalServerError, Title: "Something went wrong", Message: "Please try again.", Code: oautherr.ServerError.Code})
 		return
 	}
 	v, err := s.accountView(r.Context(), acct)
 	if err != nil {
-		s.renderError(w, s.unavailablePage(err))
+		s.accountError(w, s.accountUnavailable(s.storeError("listing connected apps", err)))
 		return
 	}
 	v.CSRF = csrfToken(secret, csrfAccount, acct.binding)
@@ -300,7 +317,7 @@ func (s *Server) backToAccount() *navLink {
 func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	if err := r.ParseForm(); err != nil {
-		s.renderError(w, &pageError{Status: http.StatusBadRequest, Title: "Invalid request", Message: "The form could not be read.", Code: oautherr.InvalidRequest.Code})
+		s.accountError(w, &pageError{Status: http.StatusBadRequest, Title: "Invalid request", Message: "The form could not be read.", Code: oautherr.InvalidRequest.Code})
 		return
 	}
 	f := r.PostForm
@@ -312,7 +329,7 @@ func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.checkCSRF(r, csrfAccount, acct.binding, f.Get("csrf_token")) {
-		s.renderError(w, &pageError{Status: http.StatusForbidden, Title: "Request refused",
+		s.accountError(w, &pageError{Status: http.StatusForbidden, Title: "Request refused",
 			Message: "This form was not sent from your connected-apps page, or your sign-in changed. Nothing was disconnected.",
 			Code:    oautherr.AccessDenied.Code, Back: s.backToAccount()})
 		return
@@ -322,19 +339,19 @@ func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
 		Back: s.backToAccount()}
 	id := f.Get("grant_id")
 	if id == "" || len(f["grant_id"]) > 1 {
-		s.renderError(w, notConnected)
+		s.accountError(w, notConnected)
 		return
 	}
 	g, err := s.store.GetGrant(r.Context(), id)
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
-		s.renderError(w, notConnected)
+		s.accountError(w, notConnected)
 		return
 	case err != nil:
-		s.renderError(w, s.unavailablePage(err))
+		s.accountError(w, s.accountUnavailable(s.storeError("loading grant", err)))
 		return
 	case g.UserID == "" || g.UserID != acct.ID:
-		s.renderError(w, notConnected)
+		s.accountError(w, notConnected)
 		return
 	}
 	// Every live grant of the app for the business, this one included
@@ -342,12 +359,12 @@ func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
 	// left to do, and the answer is the same).
 	gs, err := s.liveGrants(r.Context(), acct.ID, g.ClientID, g.BusinessID)
 	if err != nil {
-		s.renderError(w, s.unavailablePage(err))
+		s.accountError(w, s.accountUnavailable(s.storeError("listing grants", err)))
 		return
 	}
 	for _, lg := range gs {
 		if err := s.tokens.RevokeGrant(r.Context(), lg.ID); err != nil {
-			s.renderError(w, s.unavailablePage(err))
+			s.accountError(w, s.accountUnavailable(s.storeError("disconnecting an app", err)))
 			return
 		}
 	}

@@ -248,6 +248,9 @@ func TestDisconnectRejections(t *testing.T) {
 			if resp.Header().Get("X-Frame-Options") != "DENY" {
 				t.Error("no anti-framing header")
 			}
+			if tc.status == http.StatusMethodNotAllowed && resp.Header().Get("Allow") != "GET, POST" {
+				t.Errorf("Allow %q, want GET, POST", resp.Header().Get("Allow"))
+			}
 			if (tc.status == http.StatusForbidden || tc.status == http.StatusNotFound) &&
 				!strings.Contains(resp.Body.String(), `href="/oauth/account">Back to connected apps</a>`) {
 				t.Error("the error page has no way back to connected apps")

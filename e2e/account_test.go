@@ -45,6 +45,13 @@ func TestDelegatedConnectedApps(t *testing.T) {
 		t.Error("footer under delegated identity: want the Connected apps link and no sign-out")
 	}
 
+	// The platform failing is a page that says so, not a sign-in prompt.
+	plat.down.Store(true)
+	if p := ua.get(account); p.StatusCode != http.StatusServiceUnavailable || !strings.Contains(p.Body, "Temporarily unavailable") {
+		t.Errorf("platform down: %d, want 503 Temporarily unavailable", p.StatusCode)
+	}
+	plat.down.Store(false)
+
 	verifier := oauth2.GenerateVerifier()
 	p = ua.get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
 	if p.Location == nil || p.Location.Path != "/oauth/consent" {
