@@ -20,8 +20,8 @@ import (
 
 // The developer portal at <base>/developer: a signed-in developer registers
 // apps (clients) for the authorization-code flow, sees their client_id and
-// client_secret once, rotates the secret, edits the name and redirect URIs
-// and deletes the app. Every app has an owner, the user who registered it;
+// client_secret once, rotates the secret, edits the name, the redirect URIs
+// and whether its tokens must be DPoP-bound (RFC 9449), and deletes the app. Every app has an owner, the user who registered it;
 // nobody else sees or touches it, except the platform admins, who see every
 // app and may mark one first-party.
 //
@@ -108,6 +108,8 @@ type appView struct {
 	Business                string
 	Created                 string
 	Public, FirstParty      bool
+	// DPoP: the app's access tokens are bound to a key (RFC 9449).
+	DPoP bool
 	// Owner names the developer, on apps shown to a platform admin.
 	Owner string
 	// Mine is false on another developer's app shown to a platform admin.
@@ -126,7 +128,9 @@ type appForm struct {
 	Scopes         []scopeChoice
 	Businesses     []businessOption
 	NeedsBusiness  bool
-	Errors         map[string]string
+	// DPoP is the "require DPoP-bound tokens" checkbox.
+	DPoP   bool
+	Errors map[string]string
 }
 
 type scopeChoice struct {
@@ -311,7 +315,7 @@ func (dp *developerPage) list() {
 // platform admin's list (nil: c is the user's own).
 func (dp *developerPage) appView(c *tokenstore.Client, owners map[string]string) appView {
 	a := appView{ID: c.ID, Name: c.Name, Initials: initials(c.Name), URL: dp.s.paths.developer + "/apps/" + url.PathEscape(c.ID),
-		RedirectURIs: c.RedirectURIs, Scopes: c.Scopes, Public: c.Public, FirstParty: c.FirstParty,
+		RedirectURIs: c.RedirectURIs, Scopes: c.Scopes, Public: c.Public, FirstParty: c.FirstParty, DPoP: c.DPoPBoundAccessTokens,
 		Created: c.CreatedAt.UTC().Format("2 Jan 2006"), Mine: c.OwnerID == dp.acct.ID}
 	a.Business = c.OwnerBusinessID
 	for _, b := range dp.acct.Businesses {
@@ -421,13 +425,14 @@ type registration struct {
 	scopes       []string
 	public       bool
 	business     string
+	dpop         bool
 }
 
 // readAppForm checks the fields of the registration form (edit: only name
 // and redirect URIs) and returns the refusals by field name.
 func (dp *developerPage) readAppForm(f url.Values, edit bool, public bool) (registration, map[string]string) {
 	errs := map[string]string{}
-	reg := registration{name: strings.TrimSpace(f.Get("name")), public: public}
+	reg := registration{name: strings.TrimSpace(f.Get("name")), public: public, dpop: f.Get("dpop_bound") == "on"}
 	switch {
 	case reg.name == "":
 		errs["name"] = "Give your app a name: users see it on the consent screen."
@@ -531,7 +536,7 @@ func (dp *developerPage) register() {
 	id := dp.s.portalClientID(dp.acct.ID, formID)
 	if len(errs) == 0 {
 		spec := ClientSpec{Name: reg.name, GrantTypes: []string{"authorization_code", "refresh_token"},
-			Scopes: reg.scopes, RedirectURIs: reg.redirectURIs, Public: reg.public}
+			Scopes: reg.scopes, RedirectURIs: reg.redirectURIs, Public: reg.public, DPoPBoundAccessTokens: reg.dpop}
 		if err := dp.s.checkSpec(&spec); err != nil {
 			errs["form"] = "This app cannot be registered: " + err.Error() + "."
 		} else {
@@ -573,7 +578,7 @@ func (dp *developerPage) register() {
 	}
 	v.Form = &appForm{Action: v.NewURL, FormID: formID, Name: f.Get("name"), RedirectURIs: f.Get("redirect_uris"),
 		Type: f.Get("client_type"), Scopes: dp.scopeChoices(f["scope"]), Businesses: dp.businessChoices(f.Get("business_id")),
-		NeedsBusiness: len(dp.acct.Businesses) > 0, Errors: errs}
+		NeedsBusiness: len(dp.acct.Businesses) > 0, DPoP: f.Get("dpop_bound") == "on", Errors: errs}
 	dp.render(http.StatusBadRequest, "Register an app", v)
 }
 
@@ -594,7 +599,7 @@ func (dp *developerPage) alreadyRegistered(id string) {
 
 func (dp *developerPage) editForm(c *tokenstore.Client) *appForm {
 	return &appForm{Action: dp.s.paths.developer + "/apps/" + url.PathEscape(c.ID), Editing: true,
-		Name: c.Name, RedirectURIs: strings.Join(c.RedirectURIs, "\n")}
+		Name: c.Name, RedirectURIs: strings.Join(c.RedirectURIs, "\n"), DPoP: c.DPoPBoundAccessTokens}
 }
 
 func (dp *developerPage) show(c *tokenstore.Client) {
@@ -617,7 +622,7 @@ func (dp *developerPage) edit(c *tokenstore.Client) {
 	reg, errs := dp.readAppForm(dp.r.PostForm, true, c.Public)
 	if len(errs) == 0 {
 		next := *c
-		next.Name, next.RedirectURIs = reg.name, reg.redirectURIs
+		next.Name, next.RedirectURIs, next.DPoPBoundAccessTokens = reg.name, reg.redirectURIs, reg.dpop
 		spec := specOf(&next)
 		if err := dp.s.checkSpec(&spec); err != nil {
 			errs["form"] = "These changes cannot be saved: " + err.Error() + "."
@@ -636,6 +641,7 @@ func (dp *developerPage) edit(c *tokenstore.Client) {
 	a := dp.appView(c, map[string]string{})
 	v.App, v.Form = &a, dp.editForm(c)
 	v.Form.Name, v.Form.RedirectURIs, v.Form.Errors = dp.r.PostForm.Get("name"), dp.r.PostForm.Get("redirect_uris"), errs
+	v.Form.DPoP = dp.r.PostForm.Get("dpop_bound") == "on"
 	dp.render(http.StatusBadRequest, c.Name, v)
 }
 

@@ -641,3 +641,48 @@ func TestPortalDelegated(t *testing.T) {
 		t.Error("the list lacks the business's name")
 	}
 }
+
+// TestPortalDPoP: the registration and the settings say whether the app's
+// tokens must be DPoP-bound; a bound app gets no bearer token.
+func TestPortalDPoP(t *testing.T) {
+	p := newPortal(t, DeveloperPortal{})
+	dev := p.browserOf(p.user.ID)
+	f := dev.registration()
+	f.Set("dpop_bound", "on")
+	resp := dev.post("/oauth/developer/new", f)
+	if resp.Code != http.StatusCreated {
+		t.Fatalf("register: %d", resp.Code)
+	}
+	id, secret := inputValue(resp.Body.String(), "client-id"), inputValue(resp.Body.String(), "client-secret")
+	ctx := context.Background()
+	if c, _ := p.s.tokens.Client(ctx, id); c == nil || !c.DPoPBoundAccessTokens {
+		t.Fatalf("stored: %+v", c)
+	}
+	if !strings.Contains(dev.get("/oauth/developer").Body.String(), "DPoP-bound") {
+		t.Error("the list does not say the app is DPoP-bound")
+	}
+	code := p.portalCode(id, "https://ledgerly.example/callback")
+	tok := p.token(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"https://ledgerly.example/callback"}}, id+":"+secret)
+	if tok.Code != http.StatusBadRequest || tok.errorCode() != "invalid_dpop_proof" {
+		t.Fatalf("a bearer token request of a DPoP-bound app: %d %v", tok.Code, tok.body)
+	}
+
+	// Settings turn it off (the checkbox unticked) and on again.
+	app := "/oauth/developer/apps/" + id
+	page := dev.get(app).Body.String()
+	if !strings.Contains(page, `name="dpop_bound" value="on" checked`) {
+		t.Fatal("the settings do not show the binding")
+	}
+	for _, on := range []bool{false, true} {
+		form := url.Values{"csrf_token": {dev.csrf()}, "name": {"Ledgerly"}, "redirect_uris": {"https://ledgerly.example/callback"}}
+		if on {
+			form.Set("dpop_bound", "on")
+		}
+		if resp := dev.post(app, form); resp.Code != http.StatusSeeOther {
+			t.Fatalf("save (dpop %v): %d", on, resp.Code)
+		}
+		if c, _ := p.s.tokens.Client(ctx, id); c.DPoPBoundAccessTokens != on {
+			t.Fatalf("after saving dpop %v: %v", on, c.DPoPBoundAccessTokens)
+		}
+	}
+}
