@@ -13,6 +13,7 @@ package dpop
 
 import (
 	"crypto"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -415,14 +416,17 @@ func (c *Checker) parse(proof string) (*parsed, error) {
 }
 
 // keyFits checks that the key is of the family and size alg needs: the
-// curve of an ES alg, Ed25519 for EdDSA, RSA of at least 2048 bits.
+// curve of an ES alg with coordinates of its size, a 32-byte Ed25519 key
+// for EdDSA (crypto/ed25519 panics on any other length), RSA of at least
+// 2048 bits.
 func keyFits(key jwk.Key, alg string) bool {
 	switch k := key.(type) {
 	case jwk.ECDSAPublicKey:
-		want := map[string]jwa.EllipticCurveAlgorithm{"ES256": jwa.P256, "ES384": jwa.P384, "ES512": jwa.P521}[alg]
-		return want != "" && k.Crv() == want
+		crv, size := map[string]jwa.EllipticCurveAlgorithm{"ES256": jwa.P256, "ES384": jwa.P384, "ES512": jwa.P521}[alg],
+			map[string]int{"ES256": 32, "ES384": 48, "ES512": 66}[alg]
+		return crv != "" && k.Crv() == crv && len(k.X()) == size && len(k.Y()) == size
 	case jwk.OKPPublicKey:
-		return alg == "EdDSA" && k.Crv() == jwa.Ed25519
+		return alg == "EdDSA" && k.Crv() == jwa.Ed25519 && len(k.X()) == ed25519.PublicKeySize
 	case jwk.RSAPublicKey:
 		return (strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")) && len(k.N()) >= 256
 	}

@@ -221,6 +221,8 @@ func TestCheckRejects(t *testing.T) {
 		{"symmetric jwk", octJWK, target(""), FailKey},
 		{"ES256 with a P-384 key", es256OnP384, target(""), FailKey},
 		{"RSA key under 2048 bits", rsaSmall(), target(""), FailKey},
+		{"Ed25519 key of 1 byte (found by FuzzCheck)", b64([]byte(`{"typ":"dpop+jwt","alg":"EdDSA","jwk":{"kty":"OKP","crv":"Ed25519","x":"AA"}}`)) + "." + parts[1] + "." + parts[2], target(""), FailKey},
+		{"P-256 key with a short x", b64([]byte(`{"typ":"dpop+jwt","alg":"ES256","jwk":{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}}`)) + "." + parts[1] + "." + parts[2], target(""), FailKey},
 		{"signed by another key than its jwk", swapped, target(""), FailSignature},
 		{"tampered payload", parts[0] + "." + b64([]byte(`{"jti":"x","htm":"GET","htu":"`+testURL+`","iat":1800000000}`)) + "." + parts[2], target(""), FailSignature},
 		{"payload not JSON", s.proofRaw("nope"), target(""), FailClaims},
