@@ -56,6 +56,9 @@ type DeveloperPortal struct {
 // Limits of the registration form.
 const (
 	maxAppNameLen = 100
+	// maxAppsPerDeveloper bounds what one account can register, so a
+	// stolen or scripted session cannot fill the registry.
+	maxAppsPerDeveloper = 50
 	// csrfDeveloper is the purpose of the portal forms' CSRF tokens.
 	csrfDeveloper = "developer"
 )
@@ -534,6 +537,16 @@ func (dp *developerPage) register() {
 	}
 	reg, errs := dp.readAppForm(f, false, false)
 	id := dp.s.portalClientID(dp.acct.ID, formID)
+	if len(errs) == 0 {
+		mine, err := dp.s.store.ListClientsByOwner(dp.ctx(), dp.acct.ID)
+		if err != nil {
+			dp.storeFailure("listing apps", err)
+			return
+		}
+		if len(mine) >= maxAppsPerDeveloper && !slices.ContainsFunc(mine, func(c *tokenstore.Client) bool { return c.ID == id }) {
+			errs["form"] = fmt.Sprintf("You have registered %d apps, the most one developer may. Delete one you no longer use first.", maxAppsPerDeveloper)
+		}
+	}
 	if len(errs) == 0 {
 		spec := ClientSpec{Name: reg.name, GrantTypes: []string{"authorization_code", "refresh_token"},
 			Scopes: reg.scopes, RedirectURIs: reg.redirectURIs, Public: reg.public, DPoPBoundAccessTokens: reg.dpop}

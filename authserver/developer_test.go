@@ -3,6 +3,7 @@ package authserver
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -684,5 +685,30 @@ func TestPortalDPoP(t *testing.T) {
 		if c, _ := p.s.tokens.Client(ctx, id); c.DPoPBoundAccessTokens != on {
 			t.Fatalf("after saving dpop %v: %v", on, c.DPoPBoundAccessTokens)
 		}
+	}
+}
+
+func TestPortalAppLimit(t *testing.T) {
+	p := newPortal(t, DeveloperPortal{})
+	ctx := context.Background()
+	for i := range maxAppsPerDeveloper {
+		if err := p.s.store.CreateClient(ctx, &tokenstore.Client{ID: fmt.Sprintf("app%d", i), Name: "App", OwnerID: p.user.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dev := p.browserOf(p.user.ID)
+	resp := dev.post("/oauth/developer/new", dev.registration())
+	if resp.Code != http.StatusBadRequest || !strings.Contains(resp.Body.String(), "the most one developer may") {
+		t.Fatalf("registration past the limit: %d", resp.Code)
+	}
+	if n := len(p.owned(p.user.ID)); n != maxAppsPerDeveloper {
+		t.Fatalf("%d apps", n)
+	}
+	// Another developer is not limited by the first one's apps.
+	other := p.browserOf(p.other.ID)
+	f := other.registration()
+	f.Set("business_id", "b9")
+	if resp := other.post("/oauth/developer/new", f); resp.Code != http.StatusCreated {
+		t.Fatalf("the other developer's registration: %d", resp.Code)
 	}
 }
