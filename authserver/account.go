@@ -235,14 +235,12 @@ func cmpFold(a1, a2, b1, b2 string) int {
 // liveGrants are the user's grants that are neither revoked nor expired,
 // newest first; clientID and businessID, when not empty, filter.
 func (s *Server) liveGrants(ctx context.Context, userID, clientID, businessID string) ([]*tokenstore.Grant, error) {
-	gs, err := s.store.ListGrants(ctx, clientID, userID)
+	gs, err := s.store.ListLiveGrants(ctx, userID, clientID, s.now())
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
 	return slices.DeleteFunc(gs, func(g *tokenstore.Grant) bool {
-		return g.UserID != userID || !g.RevokedAt.IsZero() || !g.ExpiresAt.After(now) ||
-			(businessID != "" && g.BusinessID != businessID)
+		return businessID != "" && g.BusinessID != businessID
 	}), nil
 }
 

@@ -125,24 +125,18 @@ func (s *Server) adminRevokeUserGrants(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, "user_id is required (DELETE /oauthgate/grants/{id} revokes one grant)")
 		return
 	}
-	gs, err := s.store.ListGrants(r.Context(), client, user)
+	gs, err := s.store.ListLiveGrants(r.Context(), user, client, s.now())
 	if err != nil {
 		s.adminStoreError(w, "listing grants", err)
 		return
 	}
-	now := s.now()
 	revoked := []string{}
 	for _, g := range gs {
-		if !g.RevokedAt.IsZero() || g.UserID != user {
-			continue
-		}
 		if err := s.tokens.RevokeGrant(r.Context(), g.ID); err != nil {
 			s.adminStoreError(w, "revoking grant", err)
 			return
 		}
-		if grantLive(g, now) {
-			revoked = append(revoked, g.ID)
-		}
+		revoked = append(revoked, g.ID)
 	}
 	// A consent whose grant is gone (a code never exchanged, say) is
 	// forgotten too.

@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"time"
 
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
@@ -30,6 +31,7 @@ type grantStore interface {
 	CreateGrant(ctx context.Context, g *tokenstore.Grant, rt *tokenstore.RefreshToken) error
 	GetGrant(ctx context.Context, id string) (*tokenstore.Grant, error)
 	ListGrants(ctx context.Context, clientID, userID string) ([]*tokenstore.Grant, error)
+	ListLiveGrants(ctx context.Context, userID, clientID string, now time.Time) ([]*tokenstore.Grant, error)
 	GetRefreshToken(ctx context.Context, hash []byte) (*tokenstore.RefreshToken, error)
 	RotateRefreshToken(ctx context.Context, oldHash []byte, next *tokenstore.RefreshToken) (*tokenstore.RefreshToken, error)
 }

@@ -129,6 +129,30 @@ func (s *store) ListGrants(ctx context.Context, clientID, userID string) ([]*Gra
 	return out, nil
 }
 
+// ListLiveGrants returns the user's grants (of clientID only, when not
+// empty) neither revoked nor expired at now, newest first. A grant stored
+// without an expiry counts as live.
+func (s *store) ListLiveGrants(ctx context.Context, userID, clientID string, now time.Time) ([]*Grant, error) {
+	const op = "listing live grants"
+	if userID == "" {
+		return nil, errors.New(op + ": empty user id")
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	q := `SELECT ` + grantColumns + ` FROM grants WHERE user_id = ? AND revoked_at IS NULL AND (expires_at = 0 OR expires_at > ?)`
+	args := []any{userID, ms(now)}
+	if clientID != "" {
+		q += ` AND client_id = ?`
+		args = append(args, clientID)
+	}
+	rows, err := s.read().query(ctx, q+` ORDER BY created_at DESC, id`, args...)
+	out, err := collect(rows, err, scanGrant)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	return out, nil
+}
+
 // RevokeGrant revokes the grant row (if any), deletes its refresh tokens,
 // forgets the consent it was issued under and records the revocation and its
 // change, in one transaction.

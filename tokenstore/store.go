@@ -279,6 +279,10 @@ type Grants interface {
 	// ListGrants returns the grants of a client and/or a user, newest first;
 	// an empty clientID or userID does not filter.
 	ListGrants(ctx context.Context, clientID, userID string) ([]*Grant, error)
+	// ListLiveGrants returns the user's grants (of clientID only, when not
+	// empty) neither revoked nor expired at now, newest first; a grant
+	// stored without an expiry counts as live.
+	ListLiveGrants(ctx context.Context, userID, clientID string, now time.Time) ([]*Grant, error)
 	// RevokeGrant marks the grant revoked, deletes its refresh tokens and
 	// records a RevokeGrant revocation lasting until until, in one
 	// transaction. Revoking a revoked or unknown grant is not an error

@@ -895,6 +895,34 @@ func testGrants(t *testing.T, s tokenstore.Store) {
 		equal(t, fmt.Sprintf("ListGrants(%q, %q) newest first", tc.client, tc.user), list, tc.want)
 	}
 
+	// Live grants of a user: revoked and expired ones left out, a grant
+	// stored without an expiry kept.
+	now := at(10 * time.Second)
+	expired := sampleGrant("g-expired", "c1", "u1", at(0))
+	expired.ExpiresAt = now
+	noExpiry := sampleGrant("g-noexp", "c2", "u1", at(0))
+	noExpiry.ExpiresAt = time.Time{}
+	revoked := sampleGrant("g-revoked", "c1", "u1", at(5*time.Second))
+	revoked.RevokedAt = at(6 * time.Second)
+	for _, g := range []*tokenstore.Grant{expired, noExpiry, revoked} {
+		check(t, "CreateGrant", s.CreateGrant(ctx, g, nil))
+	}
+	for _, tc := range []struct {
+		user, client string
+		want         []*tokenstore.Grant
+	}{
+		{"u1", "", []*tokenstore.Grant{g3, noExpiry, g1}},
+		{"u1", "c1", []*tokenstore.Grant{g1}},
+		{"u2", "c2", nil},
+	} {
+		list, err := s.ListLiveGrants(ctx, tc.user, tc.client, now)
+		check(t, "ListLiveGrants", err)
+		equal(t, fmt.Sprintf("ListLiveGrants(%q, %q)", tc.user, tc.client), list, tc.want)
+	}
+	if _, err := s.ListLiveGrants(ctx, "", "", now); err == nil {
+		t.Error("ListLiveGrants of no user succeeded")
+	}
+
 	// The refresh token's grant id defaults to the grant's; another is refused.
 	rt := sampleRefresh("rt", "", time.Hour)
 	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g4", "c1", "u1", at(0)), rt))
