@@ -1,0 +1,242 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// yuvoApp is a client-credentials app registered on the admin API only,
+// owning no company, with the scopes of the Yuvo guide's server-to-server
+// flow.
+type yuvoApp struct {
+	registeredClient
+	token string
+}
+
+func newYuvoApp(t *testing.T, n *node, name string) yuvoApp {
+	t.Helper()
+	c := n.registerClient(map[string]any{"name": name, "grant_types": []string{"client_credentials"},
+		"scopes": []string{"companies:read", "companies:write", "employees:write"}})
+	return yuvoApp{registeredClient: c, token: yuvoToken(t, n, c)}
+}
+
+// yuvoToken is the guide's token request: HTTP Basic, a form body, the
+// trailing slash.
+func yuvoToken(t *testing.T, n *node, c registeredClient) string {
+	t.Helper()
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(c.ClientID+":"+c.ClientSecret))
+	code, tok, _ := do(t, "POST", n.URL+"/oauth/token/", map[string]string{"Authorization": basic,
+		"Content-Type": "application/x-www-form-urlencoded"}, "grant_type=client_credentials")
+	if code != 200 {
+		t.Fatalf("token: %d %v", code, tok)
+	}
+	return tok["access_token"].(string)
+}
+
+func (a yuvoApp) auth(extra ...string) map[string]string {
+	h := map[string]string{"Authorization": "Bearer " + a.token}
+	for i := 0; i+1 < len(extra); i += 2 {
+		h[extra[i]] = extra[i+1]
+	}
+	return h
+}
+
+// createCompany is POST /companies with no company header; it returns the
+// new id from the answer.
+func createCompany(t *testing.T, n *node, a yuvoApp) string {
+	t.Helper()
+	code, body, hdr := do(t, "POST", n.URL+"/companies", a.auth("Content-Type", "application/json"),
+		`{"name":"New Company Pte Ltd","uen_code":"202612345K"}`)
+	id, _ := body["id"].(string)
+	if code != http.StatusCreated || !strings.HasPrefix(id, "cmp_") || hdr.Get("Location") != "/companies/"+id {
+		t.Fatalf("creating a company: %d %v %v", code, body, hdr)
+	}
+	if body["created_by"] != a.ClientID {
+		t.Errorf("the upstream saw client %v, want %s", body["created_by"], a.ClientID)
+	}
+	return id
+}
+
+// useCompany reads and updates the company and pushes employees to it, with
+// the app's token, and fails unless every call passes.
+func useCompany(t *testing.T, n *node, a yuvoApp, id string) {
+	t.Helper()
+	code, got, _ := do(t, "GET", n.URL+"/companies", a.auth("x-company-id", id), "")
+	if code != 200 || got["company"] != id {
+		t.Fatalf("reading the new company on %s: %d %v", n.URL, code, got)
+	}
+	if code, got, _ = do(t, "PUT", n.URL+"/companies/"+id, a.auth("x-company-id", id, "Content-Type", "application/json"),
+		`{"sector":"Technology"}`); code != 200 || got["company"] != id {
+		t.Fatalf("updating the new company: %d %v", code, got)
+	}
+	if code, got, _ = do(t, "POST", n.URL+"/employees", a.auth("x-company-id", id, "Content-Type", "application/json"),
+		`[{"name":"Tan Wei","email":"wei@example.com"}]`); code != 200 || got["company"] != id {
+		t.Fatalf("pushing employees: %d %v", code, got)
+	}
+}
+
+// refusedFor checks that a's token may not act for the company.
+func refusedFor(t *testing.T, n *node, a yuvoApp, id string) {
+	t.Helper()
+	code, body, _ := do(t, "GET", n.URL+"/companies", a.auth("x-company-id", id), "")
+	if code != 403 || body["error"] != "business_not_allowed" {
+		t.Fatalf("another client's token for the new company: %d %v", code, body)
+	}
+}
+
+// ownedOnAdmin checks the admin API shows the link: the client's
+// businesses and the business list.
+func ownedOnAdmin(t *testing.T, n *node, client, id string) {
+	t.Helper()
+	var c registeredClient
+	if code := n.adminJSON("GET", "/oauthgate/clients/"+client, nil, &c); code != 200 || !slices.Contains(c.Businesses, id) {
+		t.Fatalf("GET /oauthgate/clients/%s: %d, businesses %v, want %s among them", client, code, c.Businesses, id)
+	}
+	var list []struct {
+		ID string `json:"id"`
+	}
+	if code := n.adminJSON("GET", "/oauthgate/businesses", nil, &list); code != 200 || !slices.ContainsFunc(list, func(b struct {
+		ID string `json:"id"`
+	}) bool {
+		return b.ID == id
+	}) {
+		t.Fatalf("GET /oauthgate/businesses: %d %v, want %s in it", code, list, id)
+	}
+}
+
+func linkCount(t *testing.T, n *node, result string) string {
+	t.Helper()
+	prefix := fmt.Sprintf(`oauthgate_gateway_business_links_total{result="%s"} `, result)
+	for line := range strings.SplitSeq(metrics(t, n), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			return v
+		}
+	}
+	return "absent"
+}
+
+// TestCreateCompanyYuvo is the Yuvo guide's "with this access token you can
+// create companies and push employee's data" against
+// examples/yuvo/Caddyfile, with nothing registered beforehand but the apps
+// (on the admin API): the app creates a company without a header, and at
+// once reads, updates and fills it with the same token; another app's
+// token is refused for it; the link survives a restart.
+func TestCreateCompanyYuvo(t *testing.T) {
+	opts := nodeOptions{Caddyfile: "examples/yuvo/Caddyfile", DataDir: t.TempDir(), Port: freePort(t)}
+	n := startNode(t, opts)
+	app, other := newYuvoApp(t, n, "HR Push"), newYuvoApp(t, n, "Other Payroll")
+
+	// Before: a company header is what the app cannot give yet.
+	if code, body, _ := do(t, "GET", n.URL+"/companies", app.auth(), ""); code != 400 || body["error"] != "invalid_request" {
+		t.Fatalf("no header on an ordinary route: %d %v", code, body)
+	}
+	id := createCompany(t, n, app)
+	useCompany(t, n, app, id)
+	refusedFor(t, n, other, id)
+	ownedOnAdmin(t, n, app.ClientID, id)
+	if got := linkCount(t, n, "linked"); got != "1" {
+		t.Errorf("links made: %s, want 1", got)
+	}
+	// The other app creates its own, which the first may not use.
+	id2 := createCompany(t, n, other)
+	useCompany(t, n, other, id2)
+	refusedFor(t, n, app, id2)
+
+	// Only client-credentials tokens create here: the route's scope and
+	// no more is checked, and a company header is not passed upstream.
+	readOnly := n.registerClient(map[string]any{"name": "Reader", "scopes": []string{"companies:read"}})
+	ro := yuvoApp{registeredClient: readOnly, token: yuvoToken(t, n, readOnly)}
+	if code, body, _ := do(t, "POST", n.URL+"/companies", ro.auth(), `{}`); code != 403 || body["error"] != "insufficient_scope" {
+		t.Fatalf("creating without companies:write: %d %v", code, body)
+	}
+
+	n.Stop()
+	n = startNode(t, opts)
+	useCompany(t, n, app, id)
+	refusedFor(t, n, other, id)
+	ownedOnAdmin(t, n, app.ClientID, id)
+	if strings.Contains(n.Logs(), app.token) || strings.Contains(n.Logs(), app.ClientSecret) {
+		t.Error("the log holds the app's token or secret")
+	}
+}
+
+// TestCreateCompanyCluster: two nodes of examples/yuvo/Caddyfile on one
+// PostgreSQL database. A company created through one is usable at once on
+// that node and on the other, whose client cache held the app before the
+// link. With the database stopped, the creation is answered 503 naming the
+// company, "pending", and the gateway completes the link once the
+// database is back, with no request of the app's.
+func TestCreateCompanyCluster(t *testing.T) {
+	pg := startPostgres(t)
+	dsn := pg.CreateDB("oauthgate")
+	env := []string{"OAUTHGATE_STORE=postgres {env.OAUTHGATE_DSN}", "OAUTHGATE_DSN=" + dsn,
+		fmt.Sprintf("OAUTHGATE_ISSUER=http://localhost:%d", freePort(t))}
+	nodes := startNodes(t,
+		nodeOptions{Caddyfile: "examples/yuvo/Caddyfile", Env: env},
+		nodeOptions{Caddyfile: "examples/yuvo/Caddyfile", Env: env},
+	)
+	a, b := nodes[0], nodes[1]
+	app, other := newYuvoApp(t, a, "HR Push"), newYuvoApp(t, a, "Other Payroll")
+	// b caches the app: it owns nothing yet.
+	refusedFor(t, b, app, "cmp_not_yet")
+
+	id := createCompany(t, a, app)
+	useCompany(t, a, app, id)
+	// The other node hears of the link through the change feed
+	// (LISTEN/NOTIFY): within the moment it takes, not a cache lifetime.
+	start := time.Now()
+	for {
+		code, _, _ := do(t, "GET", b.URL+"/companies", app.auth("x-company-id", id), "")
+		if code == 200 {
+			break
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("node b still refuses the new company after %v: %d", time.Since(start), code)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("node b saw the link after %v", time.Since(start))
+	useCompany(t, b, app, id)
+	refusedFor(t, b, other, id)
+	ownedOnAdmin(t, b, app.ClientID, id)
+
+	// The store goes down after the upstream created the company.
+	pg.Stop()
+	code, body, hdr := do(t, "POST", a.URL+"/companies", app.auth("Content-Type", "application/json"), `{"name":"Outage Pte Ltd"}`)
+	pending, _ := body["business_id"].(string)
+	if code != 503 || body["error"] != "temporarily_unavailable" || body["link"] != "pending" ||
+		!strings.HasPrefix(pending, "cmp_") || !strings.Contains(body["error_description"].(string), pending) ||
+		!strings.Contains(body["error_description"].(string), "do not create it again") || hdr.Get("Retry-After") == "" || hdr.Get("Location") != "" {
+		t.Fatalf("creation with the store down: %d %v %v", code, body, hdr)
+	}
+	if got := linkCount(t, a, "failed"); got != "1" {
+		t.Errorf("links failed: %s, want 1", got)
+	}
+	pg.Start()
+	start = time.Now()
+	for {
+		code, _, _ := do(t, "GET", a.URL+"/companies", app.auth("x-company-id", pending), "")
+		if code == 200 {
+			break
+		}
+		if time.Since(start) > 90*time.Second {
+			t.Fatalf("the pending link was not completed after %v: %d\n%s", time.Since(start), code, a.Logs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("the pending link was completed %v after the store came back", time.Since(start))
+	ownedOnAdmin(t, b, app.ClientID, pending)
+	if got := linkCount(t, a, "completed"); got != "1" {
+		t.Errorf("links completed: %s, want 1", got)
+	}
+	for _, n := range nodes {
+		if strings.Contains(n.Logs(), app.token) || strings.Contains(n.Logs(), "New Company Pte Ltd") {
+			t.Errorf("node %s logged the token or the upstream's body", n.URL)
+		}
+	}
+}
