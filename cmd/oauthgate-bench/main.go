@@ -20,9 +20,11 @@
 //  1. gateway: plain vs protected with one token and with -tokens distinct
 //     tokens in rotation, at saturation (closed loop) and at a fixed rate
 //     (open loop, latency);
-//  2. issuance: client_credentials with HTTP Basic, secret checked each time;
-//  3. introspection of the minted tokens by their clients;
-//  4. memory: a fresh gateway sees -mem-tokens distinct valid tokens,
+//  2. dpop: plain vs a bearer token vs a DPoP-bound token with a new
+//     proof on every request, at saturation;
+//  3. issuance: client_credentials with HTTP Basic, secret checked each time;
+//  4. introspection of the minted tokens by their clients;
+//  5. memory: a fresh gateway sees -mem-tokens distinct valid tokens,
 //     signed by the bench with the node's own key read from its store;
 //     VmRSS is sampled as they arrive.
 package main
@@ -82,7 +84,7 @@ func main() {
 	flag.StringVar(&c.svgDir, "svg-dir", "docs", "where the plots go")
 	flag.StringVar(&c.caddyBin, "caddy", "", "use this caddy binary instead of building ./cmd/caddy")
 	flag.StringVar(&c.profileDir, "profile", "", "save CPU profiles of the gateway (saturated runs of round 1, issuance, introspection) here")
-	flag.StringVar(&c.phases, "phases", "gateway,issue,introspect,memory", "phases to run")
+	flag.StringVar(&c.phases, "phases", "gateway,dpop,issue,introspect,memory", "phases to run")
 	flag.StringVar(&c.GoMemLimit, "gomemlimit", "", "GOMEMLIMIT for the gateway of the memory run, e.g. 400MiB (default: none, as Caddy runs by default)")
 	flag.DurationVar(&c.maxTime, "max-time", 30*time.Minute, "abort if the whole run takes longer")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory (binary, data dir, logs)")
@@ -197,6 +199,8 @@ type results struct {
 	CacheSize   int64  `json:"cache_size"`
 	LiveHeapEnd int64  `json:"live_heap_end"`
 	MemError    string `json:"memory_error,omitempty"`
+	// DPoP is the dpop phase (dpop.go).
+	DPoP []dpopRound `json:"dpop,omitempty"`
 }
 
 func benchmark(c *config) error {
@@ -293,6 +297,12 @@ func benchmark(c *config) error {
 
 	if phase["gateway"] {
 		if err := gatewayPhase(c, n, rotation, res, hardStop); err != nil {
+			return err
+		}
+	}
+	if phase["dpop"] {
+		logf("dpop: %d rounds of plain, bearer and DPoP-bound at saturation", c.Rounds)
+		if err := dpopPhase(c, n, clients[0], res, hardStop); err != nil {
 			return err
 		}
 	}

@@ -180,6 +180,9 @@ func writeReport(c *config, res *results) error {
 		w("![Latency percentiles, plain vs protected](%s)\n\n", "benchmarks-latency.svg")
 	}
 
+	if len(res.DPoP) > 0 {
+		writeDPoPReport(w, res.DPoP)
+	}
 	w("### Authorization server\n\n| | median req/s | per round | p50 / p99, ms |\n|---|---:|---|---|\n")
 	if len(res.Issue) > 0 {
 		w("| client_credentials tokens (HTTP Basic, secret checked each time) | **%s** | %s | %.2f / %.2f |\n", thousands(median(overRuns(res.Issue, rps))),
@@ -243,6 +246,16 @@ func writeReport(c *config, res *results) error {
 		w("| added p99 ≤ 0.3 ms, cached token, at %s req/s | %+.3f ms | %s |\n", thousands(c.Rate), s.addP99[scProtected], yes(s.addP99[scProtected] <= 0.3))
 		w("| added p99 ≤ 0.3 ms, cached token, at saturation | %+.3f ms | %s |\n", s.addSatP99[scProtected], yes(s.addSatP99[scProtected] <= 0.3))
 		w("| protected/plain throughput ≥ 0.85, %s | %.3f | %s |\n", nTok, s.ratio[scRotation], yes(s.ratio[scRotation] >= 0.85))
+	}
+	if len(res.DPoP) > 0 {
+		var xs []float64
+		for _, r := range res.DPoP {
+			if p := r.Saturated[scDPoPPlain].RPS; p > 0 {
+				xs = append(xs, r.Saturated[scDPoP].RPS/p)
+			}
+		}
+		v := median(xs)
+		w("| protected with DPoP/plain throughput ≥ 0.90 (a new ES256 proof per request) | %.3f | %s |\n", v, yes(v >= 0.90))
 	}
 	if len(res.Issue) > 0 {
 		v := median(overRuns(res.Issue, rps))
