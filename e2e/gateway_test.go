@@ -163,11 +163,24 @@ func TestRejectionBodies(t *testing.T) {
 	}
 }
 
+// checkChallenge wants one Bearer challenge carrying error code (none for
+// a request without credentials). A request without credentials may also
+// be offered the DPoP scheme (RFC 9449 §7.1: one challenge per scheme the
+// resource accepts); a refused bearer token is answered in its own scheme.
 func checkChallenge(t *testing.T, resp *http.Response, code string) {
 	t.Helper()
-	ch := resp.Header.Values("WWW-Authenticate")
-	if len(ch) != 1 || !strings.HasPrefix(ch[0], `Bearer realm="oauthgate"`) || (code != "") != strings.Contains(ch[0], `error="`+code+`"`) {
-		t.Errorf("WWW-Authenticate %q, want one Bearer challenge with error %q", ch, code)
+	var bearer []string
+	for _, ch := range resp.Header.Values("WWW-Authenticate") {
+		switch {
+		case strings.HasPrefix(ch, "Bearer "):
+			bearer = append(bearer, ch)
+		case strings.HasPrefix(ch, "DPoP ") && code == "":
+		default:
+			t.Errorf("WWW-Authenticate %q: unexpected challenge %q", resp.Header.Values("WWW-Authenticate"), ch)
+		}
+	}
+	if len(bearer) != 1 || !strings.HasPrefix(bearer[0], `Bearer realm="oauthgate"`) || (code != "") != strings.Contains(bearer[0], `error="`+code+`"`) {
+		t.Errorf("WWW-Authenticate %q, want one Bearer challenge with error %q", resp.Header.Values("WWW-Authenticate"), code)
 	}
 }
 
