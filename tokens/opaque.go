@@ -117,19 +117,22 @@ func (s *Service) opaqueShape(raw string) (reason, bool) {
 
 // verifyOpaque looks an opaque token up by its hash and checks the stored
 // claims as checkClaims checks a JWT's. It runs on a cache miss (and for
-// Parse); a failed read is ErrUnavailable, so the caller fails closed.
+// Parse); concurrent misses of one token share one read. A failed read is
+// ErrUnavailable, so the caller fails closed.
 func (s *Service) verifyOpaque(raw string, now time.Time) (*Claims, error) {
 	if r, ok := s.opaqueShape(raw); !ok {
 		return nil, fail(r)
 	}
-	t, err := s.store.GetAccessToken(s.life, HashSecret(raw))
+	v, err, _ := s.lookups.Do(raw, func() (any, error) {
+		return s.store.GetAccessToken(s.life, HashSecret(raw))
+	})
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
 		return nil, fail(reasonUnknownToken)
 	case err != nil:
 		return nil, fail(reasonLookupFailed)
 	}
-	return s.checkClaims(t.Claims, now)
+	return s.checkClaims(v.(*tokenstore.AccessToken).Claims, now)
 }
 
 // encodeAccess turns an access token's claims into the token: a JWS signed

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,10 +22,15 @@ type opaqueStore struct {
 	reads     atomic.Int64
 	down      atomic.Bool
 	writeDown atomic.Bool
+	// gate, when set, holds every read until it is closed.
+	gate chan struct{}
 }
 
 func (o *opaqueStore) GetAccessToken(ctx context.Context, hash []byte) (*tokenstore.AccessToken, error) {
 	o.reads.Add(1)
+	if o.gate != nil {
+		<-o.gate
+	}
 	if o.down.Load() {
 		return nil, tokenstore.ErrUnavailable
 	}
@@ -362,4 +368,35 @@ func opaqueRule(raw string) bool {
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(body)
 	return err == nil && len(b) == 32 && base64.RawURLEncoding.EncodeToString(b) == body
+}
+
+// TestOpaqueConcurrentMisses: a burst of first requests with one new token
+// costs one store read, not one per request.
+func TestOpaqueConcurrentMisses(t *testing.T) {
+	st := &opaqueStore{Store: openStore(t)}
+	raw := mint(t, newService(t, st, opaqueConfig(Config{})), Access{})
+	s := newService(t, st, opaqueConfig(Config{}))
+	st.gate = make(chan struct{})
+	const callers = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for range callers {
+		wg.Go(func() {
+			_, err := s.Verify(raw)
+			errs <- err
+		})
+	}
+	eventually(t, 5*time.Second, "the first read", func() bool { return st.reads.Load() >= 1 })
+	time.Sleep(100 * time.Millisecond) // the others reach the lookup meanwhile
+	close(st.gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := st.reads.Load(); n > 2 {
+		t.Errorf("%d store reads for %d concurrent first requests, want 1", n, callers)
+	}
 }

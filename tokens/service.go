@@ -17,6 +17,7 @@ import (
 
 	"github.com/oauthgate/oauthgate/tokenstore"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 )
 
 // Config configures a Service. The zero value of every field but Issuer
@@ -112,6 +113,10 @@ type Service struct {
 	deny    atomic.Pointer[denyList]
 	denyMu  sync.Mutex // serialises writers of deny
 	clients clientCache
+
+	// lookups merges concurrent store reads of one opaque token (a
+	// client's burst of first requests) into one.
+	lookups singleflight.Group
 
 	// feedOK is the unix-nano time of the last successful read of the
 	// change feed; Verify compares it with MaxStaleness.
