@@ -240,3 +240,80 @@ func TestCreateCompanyCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateCompanyAnswers: what each kind of upstream answer to a
+// creation gets, with what it links (e2e/testdata/create.Caddyfile).
+func TestCreateCompanyAnswers(t *testing.T) {
+	n := startNode(t, nodeOptions{Caddyfile: "e2e/testdata/create.Caddyfile"})
+	app, other := newYuvoApp(t, n, "HR Push"), newYuvoApp(t, n, "Other Payroll")
+	post := func(a yuvoApp, path string) (int, map[string]any, http.Header) {
+		return do(t, "POST", n.URL+path, a.auth("Content-Type", "application/json", "x-company-id", "cmp_fixed"), `{}`)
+	}
+	owns := func(a yuvoApp, id string) bool {
+		code, _, _ := do(t, "GET", n.URL+"/companies", a.auth("x-company-id", id), "")
+		return code == 200
+	}
+
+	// Linked, and the answer released as the upstream gave it. The company
+	// header sent along is not trusted for anything.
+	if code, body, _ := post(app, "/fixed"); code != 201 || body["id"] != "cmp_fixed" {
+		t.Fatalf("/fixed: %d %v", code, body)
+	}
+	// The same creation replayed links once.
+	if code, body, _ := post(app, "/fixed"); code != 201 || body["id"] != "cmp_fixed" {
+		t.Fatalf("/fixed again: %d %v", code, body)
+	}
+	var c registeredClient
+	n.adminJSON("GET", "/oauthgate/clients/"+app.ClientID, nil, &c)
+	if !slices.Equal(c.Businesses, []string{"cmp_fixed"}) {
+		t.Errorf("after a replay the app owns %v", c.Businesses)
+	}
+	// Another client's id is not linked, and the app is told.
+	code, body, hdr := post(other, "/fixed")
+	if code != 409 || body["error"] != "business_not_linked" || body["business_id"] != "cmp_fixed" || body["link"] != "refused" || hdr.Get("Content-Type") != "application/json" {
+		t.Fatalf("another client's id: %d %v", code, body)
+	}
+	if owns(other, "cmp_fixed") || !owns(app, "cmp_fixed") {
+		t.Error("the refused link changed who owns cmp_fixed")
+	}
+	// Nor is a business of the directory's (a company admin's).
+	if code, body, _ := post(app, "/existing"); code != 409 || body["business_id"] != "biz_existing" {
+		t.Fatalf("a directory business: %d %v", code, body)
+	}
+	if owns(app, "biz_existing") {
+		t.Error("the app was linked to a directory business")
+	}
+
+	// A nested member and the Location header.
+	if code, body, _ := post(app, "/nested"); code != 200 || !owns(app, "cmp_nested") {
+		t.Fatalf("/nested: %d %v", code, body)
+	}
+	if code, _, hdr := post(app, "/located"); code != 201 || hdr.Get("Location") == "" || !owns(app, "cmp_located") {
+		t.Fatalf("/located: %d %v", code, hdr)
+	}
+
+	// No id, or an invalid one: 502, nothing linked, the body not logged.
+	for _, path := range []string{"/noid", "/badid"} {
+		code, body, _ := post(app, path)
+		if code != 502 || body["error"] != "invalid_upstream_response" || strings.Contains(fmt.Sprint(body), "upstream-body-not-for-logs") {
+			t.Fatalf("%s: %d %v", path, code, body)
+		}
+	}
+	if !strings.Contains(n.Logs(), "names no valid business id") || strings.Contains(n.Logs(), "upstream-body-not-for-logs") {
+		t.Errorf("the log does not say the answer had no id, or holds its body:\n%s", n.Logs())
+	}
+	// An upstream failure passes through and links nothing.
+	if code, body, _ := post(app, "/fails"); code != 500 || body["error"] != "upstream failure" || owns(app, "cmp_failed") {
+		t.Fatalf("/fails: %d %v", code, body)
+	}
+
+	n.adminJSON("GET", "/oauthgate/clients/"+app.ClientID, nil, &c)
+	if !slices.Equal(c.Businesses, []string{"cmp_fixed", "cmp_located", "cmp_nested"}) {
+		t.Errorf("the app owns %v", c.Businesses)
+	}
+	for result, want := range map[string]string{"linked": "3", "already_linked": "1", "refused": "2", "no_id": "2", "upstream_refused": "1", "failed": "0"} {
+		if got := linkCount(t, n, result); got != want {
+			t.Errorf("business_links_total{result=%q} = %s, want %s", result, got, want)
+		}
+	}
+}
