@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 
+	"github.com/oauthgate/oauthgate/bearer"
 	"github.com/oauthgate/oauthgate/dpop"
 	"github.com/oauthgate/oauthgate/internal/oautherr"
 )
@@ -117,4 +119,65 @@ func refreshProofKey(ctx context.Context, c *authenticatedClient, bound string) 
 		return jkt, nil
 	}
 	return "", nil
+}
+
+// resourceProof applies RFC 9449 §7 at the authorization server's own
+// protected resource (UserInfo), as oauth_protect does at the gateway: a
+// DPoP-bound token needs the DPoP scheme and a proof by its key for this
+// request; the DPoP scheme needs a bound token. nil: go on.
+func (s *Server) resourceProof(r *http.Request, path, raw string, scheme bearer.Scheme, jkt string) *Error {
+	unauthorized := func(e *Error, desc string) *Error {
+		return e.WithDescription(desc).WithStatus(http.StatusUnauthorized)
+	}
+	switch {
+	case jkt == "" && scheme != bearer.SchemeDPoP:
+		return nil
+	case jkt == "":
+		return unauthorized(oautherr.InvalidToken, "the DPoP scheme needs a DPoP-bound access token")
+	case scheme != bearer.SchemeDPoP:
+		return unauthorized(oautherr.InvalidToken, "the access token is DPoP-bound: send it with the DPoP scheme and a proof")
+	}
+	proof, ok, err := dpop.Proof(r.Header)
+	if err == nil && !ok {
+		err = dpop.FailMissing
+	}
+	if err == nil {
+		u, perr := url.Parse(s.endpointURL(path))
+		if perr != nil {
+			return errServer()
+		}
+		_, err = s.proofs.c.Check(proof, dpop.Target{Method: r.Method, Scheme: u.Scheme, Host: u.Host, Path: u.Path, AccessToken: raw, JKT: jkt})
+	}
+	if err == nil {
+		return nil
+	}
+	var f *dpop.Failure
+	desc := "the DPoP proof is invalid"
+	if errors.As(err, &f) {
+		desc = f.Reason
+	}
+	switch {
+	case errors.Is(err, dpop.ErrUseNonce):
+		return unauthorized(oautherr.UseDPoPNonce, desc)
+	case errors.Is(err, dpop.ErrWrongKey):
+		return unauthorized(oautherr.InvalidToken, "invalid DPoP key binding")
+	case errors.Is(err, dpop.ErrReplayFull):
+		return errUnavailable()
+	}
+	return unauthorized(oautherr.InvalidDPoPProof, desc)
+}
+
+// writeDPoPError answers a refused DPoP request at a protected resource
+// with the DPoP challenge (RFC 9449 §7.1) and, with nonces on, the nonce.
+func (s *Server) writeDPoPError(w http.ResponseWriter, e *Error) {
+	if e.Status == http.StatusServiceUnavailable {
+		writeError(w, e)
+		return
+	}
+	if n := s.proofs.c.Nonce(); n != "" {
+		w.Header().Set(dpop.NonceHeader, n)
+	}
+	bearer.SetHeaders(w.Header(), e.Status, bearer.Challenge{Realm: "oauthgate", Error: e.Code, Description: e.Description,
+		DPoP: true, Algs: strings.Join(s.proofs.c.Algs(), " ")})
+	writeJSON(w, e.Status, e)
 }

@@ -223,3 +223,55 @@ func TestDiscoveryAdvertisesDPoP(t *testing.T) {
 		}
 	}
 }
+
+// TestUserinfoDPoP: RFC 9449 §7 at UserInfo, as at the gateway: a stolen
+// DPoP-bound token is refused as Bearer or without a proof; with the
+// DPoP scheme and a proof by its key it is served.
+func TestUserinfoDPoP(t *testing.T) {
+	r := newRig(t, Config{})
+	k := dpopKey(t)
+	code := r.code("app", []string{"openid", "read:invoices"}, "", true)
+	resp := r.tokenWithProof(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rigRedirect}}, "app:app-secret", r.tokenProof(k))
+	if resp.Code != 200 || resp.body["token_type"] != "DPoP" {
+		t.Fatalf("code: %d %v", resp.Code, resp.body)
+	}
+	at := resp.body["access_token"].(string)
+	get := func(scheme string, proofs ...string) response {
+		req := httptest.NewRequest(http.MethodGet, "/oauth/userinfo", nil)
+		req.Header.Set("Authorization", scheme+" "+at)
+		for _, p := range proofs {
+			req.Header.Add("DPoP", p)
+		}
+		return r.do(req)
+	}
+	proof := func(method, u string) string {
+		p, err := k.Sign(dpoptest.Proof{Method: method, URL: u, IssuedAt: r.clock.Now(), AccessToken: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name   string
+		scheme string
+		proofs []string
+		code   string
+	}{
+		{"as Bearer", "Bearer", nil, "invalid_token"},
+		{"as Bearer with a proof", "Bearer", []string{proof("GET", testIssuer+"/oauth/userinfo")}, "invalid_token"},
+		{"no proof", "DPoP", nil, "invalid_dpop_proof"},
+		{"proof for another URL", "DPoP", []string{proof("GET", testIssuer+"/oauth/token")}, "invalid_dpop_proof"},
+		{"proof by another key", "DPoP", []string{func() string {
+			p, _ := dpopKey(t).Sign(dpoptest.Proof{Method: "GET", URL: testIssuer + "/oauth/userinfo", IssuedAt: r.clock.Now(), AccessToken: at})
+			return p
+		}()}, "invalid_token"},
+	} {
+		resp := get(tc.scheme, tc.proofs...)
+		if resp.Code != 401 || resp.errorCode() != tc.code || !strings.HasPrefix(resp.Header().Get("WWW-Authenticate"), "DPoP ") {
+			t.Errorf("%s: %d %v %q, want 401 %s with a DPoP challenge", tc.name, resp.Code, resp.body, resp.Header().Get("WWW-Authenticate"), tc.code)
+		}
+	}
+	if resp := get("DPoP", proof("GET", testIssuer+"/oauth/userinfo")); resp.Code != 200 || resp.body["sub"] == nil {
+		t.Fatalf("with its proof: %d %v", resp.Code, resp.body)
+	}
+}

@@ -51,7 +51,7 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		bearer.SetHeaders(h, e.Status, c)
 		writeJSON(w, e.Status, e)
 	}
-	raw, present, malformed := bearer.Token(r.Header)
+	raw, scheme, present, malformed := bearer.Credential(r.Header)
 	switch {
 	case !present:
 		bearerError(nil)
@@ -68,6 +68,10 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		bearerError(oautherr.InvalidToken.WithDescription("the access token is invalid, expired or revoked"))
+		return
+	}
+	if e := s.resourceProof(r, s.paths.userinfo, raw, scheme, claims.JKT); e != nil {
+		s.writeDPoPError(w, e)
 		return
 	}
 	if !slices.Contains(claims.Scopes, "openid") {
