@@ -132,7 +132,9 @@ func TestYAppointmentRefreshTokenFormat(t *testing.T) {
 // opaque token minted on node A works on node B (B has never seen it: it
 // looks it up in the store), and a revocation on A, of the token or of its
 // client, is refused on B within the cluster's propagation bound, though B
-// has the token cached.
+// has the token cached. While PostgreSQL is down, a token B has cached
+// still passes and one B has never seen is refused with 503 (fail closed),
+// until the database is back.
 func TestClusterOpaqueTokens(t *testing.T) {
 	pg := startPostgres(t)
 	opts := nodeOptions{Caddyfile: "e2e/testdata/opaque.Caddyfile", Env: []string{"OAUTHGATE_DSN=" + pg.CreateDB("oauthgate"),
@@ -198,4 +200,28 @@ func TestClusterOpaqueTokens(t *testing.T) {
 		t.Fatalf("deleting the client on A: %d", st)
 	}
 	refusedOn(b, second, "a token of a client deleted on A")
+
+	// The store down: cached tokens pass, an unseen one is a 503.
+	c = a.registerClient(map[string]any{"name": "Scheduler 2", "scopes": []string{"bookings:read"},
+		"grant_types": []string{"client_credentials"}})
+	cached, unseen := mint(), mint()
+	if st := call(b, cached); st != 200 {
+		t.Fatalf("cached token on B: %d", st)
+	}
+	pg.Stop()
+	if st := call(b, cached); st != 200 {
+		t.Errorf("a cached opaque token with the store down: %d", st)
+	}
+	st, e, hdr := do(t, "POST", b.URL+"/api/v1/bookings", map[string]string{"Authorization": "Bearer " + unseen}, "")
+	if st != 503 || e["error"] != "temporarily_unavailable" || hdr.Get("Retry-After") == "" {
+		t.Errorf("an uncached opaque token with the store down: %d %v, Retry-After %q", st, e, hdr.Get("Retry-After"))
+	}
+	pg.Start()
+	deadline := time.Now().Add(30 * time.Second)
+	for call(b, unseen) != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("the uncached token is still refused after the store came back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
