@@ -166,6 +166,15 @@ test('MCP SDK client: 401, discovery, dynamic registration, sign-in and consent 
   const result = await connected.callTool({ name: 'add', arguments: { a: 2, b: 40 } });
   assert.deepEqual(result.content, [{ type: 'text', text: '42' }]);
 
+  // The user's connected-apps page lists it, marked unverified.
+  await page.goto(`${issuer}/oauth/account`);
+  const app = page.getByRole('heading', { name: /Calculator agent/, level: 3 });
+  await app.waitFor();
+  assert.equal(await app.getByText('Unverified', { exact: true }).count(), 1);
+  const accountShot = path.join(tmpdir(), 'oauthgate-mcp-account.png');
+  await page.screenshot({ path: accountShot, fullPage: true });
+  console.log(`screenshot: ${accountShot}`);
+
   // Every request reached the upstream without the token.
   assert.ok(seen.length >= 3, `upstream saw ${seen.length} requests`);
   for (const s of seen) assert.equal(s.authorization, undefined, `${s.method} ${s.url} carried Authorization`);
