@@ -95,9 +95,12 @@ type clientView struct {
 	Public                   bool   `json:"public"`
 	// OwnerID and OwnerBusinessID: who registered the client in the
 	// developer portal, for which business; empty for the operator's.
-	OwnerID               string    `json:"owner_id,omitempty"`
-	OwnerBusinessID       string    `json:"owner_business_id,omitempty"`
-	DPoPBoundAccessTokens bool      `json:"dpop_bound_access_tokens"`
+	OwnerID               string `json:"owner_id,omitempty"`
+	OwnerBusinessID       string `json:"owner_business_id,omitempty"`
+	DPoPBoundAccessTokens bool   `json:"dpop_bound_access_tokens"`
+	// DynamicallyRegistered: the client registered itself (RFC 7591)
+	// and is shown to users as unverified.
+	DynamicallyRegistered bool      `json:"dynamically_registered"`
 	CreatedAt             time.Time `json:"created_at"`
 	UpdatedAt             time.Time `json:"updated_at"`
 }
@@ -304,7 +307,12 @@ func (s *Server) adminListClients(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]clientView, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, viewClient(c))
+		v := viewClient(c)
+		if v.DynamicallyRegistered, err = s.registeredDynamically(r.Context(), c.ID); err != nil {
+			s.adminStoreError(w, "listing clients", err)
+			return
+		}
+		out = append(out, v)
 	}
 	adminJSON(w, http.StatusOK, out)
 }
@@ -315,7 +323,12 @@ func (s *Server) adminGetClient(w http.ResponseWriter, r *http.Request) {
 		s.adminStoreError(w, "loading client", err)
 		return
 	}
-	adminJSON(w, http.StatusOK, viewClient(c))
+	v := viewClient(c)
+	if v.DynamicallyRegistered, err = s.registeredDynamically(r.Context(), c.ID); err != nil {
+		s.adminStoreError(w, "loading client", err)
+		return
+	}
+	adminJSON(w, http.StatusOK, v)
 }
 
 // adminDeleteClient deletes the client with everything it holds and, in

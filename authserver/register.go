@@ -629,6 +629,16 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c *t
 	writeJSON(w, http.StatusOK, info)
 }
 
+// registeredDynamically reports whether the client registered itself, for
+// the admin API.
+func (s *Server) registeredDynamically(ctx context.Context, clientID string) (bool, error) {
+	_, err := s.store.GetRegistration(ctx, clientID)
+	if errors.Is(err, tokenstore.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // dynamicallyRegistered reports whether the client registered itself, for
 // the pages that show it as unverified. A store failure counts as
 // registered: an app is never shown as vouched for by mistake.

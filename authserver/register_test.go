@@ -106,6 +106,22 @@ func TestRegisterLifecycle(t *testing.T) {
 	if err != nil || !c.Public || c.FirstParty || len(c.Businesses) != 0 {
 		t.Fatalf("stored client %+v, %v", c, err)
 	}
+	// The admin API marks it; an operator's client is not marked.
+	admin := func(method, path, body string) map[string]any {
+		rec := httptest.NewRecorder()
+		r.s.AdminHandler().ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+		var v map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil || rec.Code >= 300 {
+			t.Fatalf("admin %s %s: %d %s", method, path, rec.Code, rec.Body)
+		}
+		return v
+	}
+	operators := admin(http.MethodPost, "/oauthgate/clients", `{"name":"Ops","scopes":["read:invoices"]}`)
+	for view, want := range map[string]bool{id: true, operators["client_id"].(string): false} {
+		if got := admin(http.MethodGet, "/oauthgate/clients/"+view, "")["dynamically_registered"]; got != want {
+			t.Fatalf("admin %s: dynamically_registered %v, want %v", view, got, want)
+		}
+	}
 	reg, err := r.s.store.GetRegistration(context.Background(), id)
 	if err != nil || string(reg.TokenHash) != string(tokens.HashSecret(rat)) {
 		t.Fatalf("the registration stores the token's hash: %+v, %v", reg, err)

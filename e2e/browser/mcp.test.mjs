@@ -112,6 +112,7 @@ test('MCP SDK client: 401, discovery, dynamic registration, sign-in and consent 
   assert.equal(stored.status, 200, stored.text);
   assert.equal(stored.json.public, true);
   assert.equal(stored.json.first_party, false);
+  assert.equal(stored.json.dynamically_registered, true);
 
   // And it asked for authorization with PKCE and resource.
   const authURL = provider.saved.authorizationUrl;
