@@ -113,6 +113,9 @@ type appView struct {
 	Public, FirstParty      bool
 	// DPoP: the app's access tokens are bound to a key (RFC 9449).
 	DPoP bool
+	// Unverified: the app registered itself (RFC 7591), shown to a
+	// platform admin.
+	Unverified bool
 	// Owner names the developer, on apps shown to a platform admin.
 	Owner string
 	// Mine is false on another developer's app shown to a platform admin.
@@ -328,6 +331,8 @@ func (dp *developerPage) appView(c *tokenstore.Client, owners map[string]string)
 	}
 	if !a.Mine {
 		switch {
+		case c.OwnerID == "" && dp.s.dynamicallyRegistered(dp.ctx(), c.ID):
+			a.Owner, a.Unverified = "Registered itself (dynamic registration)", true
 		case c.OwnerID == "":
 			a.Owner = "Operator (admin API or configuration)"
 		case owners != nil:

@@ -454,10 +454,32 @@ func TestPortalOwnership(t *testing.T) {
 		t.Fatalf("another developer changed the app: %+v %v", c, err)
 	}
 
+	// A self-registered app (RFC 7591) is shown to the platform admin as
+	// unverified, an operator's as the operator's.
+	selfReg := &tokenstore.Client{ID: "dyn1", Name: "Self Registered", GrantTypes: []string{"authorization_code"},
+		RedirectURIs: []string{"https://dyn.example/cb"}, Public: true}
+	if err := p.s.store.RegisterClient(context.Background(), selfReg, &tokenstore.Registration{ClientID: "dyn1",
+		TokenHash: tokens.HashSecret("rat"), Metadata: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.s.store.CreateClient(context.Background(), &tokenstore.Client{ID: "ops1", Name: "Operator App"}); err != nil {
+		t.Fatal(err)
+	}
 	root := p.browserOf(p.root.ID)
 	list := root.get("/oauth/developer").Body.String()
 	if !strings.Contains(list, id) || !strings.Contains(list, "u@example.com") {
 		t.Fatal("the platform admin's list lacks the app or its owner")
+	}
+	_, dynRow, _ := strings.Cut(list, "Self Registered")
+	dynRow, _, _ = strings.Cut(dynRow, "</li>")
+	_, opsRow, _ := strings.Cut(list, "Operator App")
+	opsRow, _, _ = strings.Cut(opsRow, "</li>")
+	if !strings.Contains(dynRow, "Unverified") || !strings.Contains(dynRow, "Registered itself") ||
+		strings.Contains(opsRow, "Unverified") || !strings.Contains(opsRow, "Operator (admin API") {
+		t.Fatalf("owners of the other apps:\n%s\n---\n%s", dynRow, opsRow)
+	}
+	if strings.Contains(dev.get("/oauth/developer").Body.String(), "Self Registered") {
+		t.Fatal("a developer sees the other apps")
 	}
 	resp := root.post(app+"/first-party", url.Values{"csrf_token": {root.csrf()}, "first_party": {"on"}})
 	if resp.Code != http.StatusSeeOther {
