@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -315,5 +316,44 @@ func TestCreateCompanyAnswers(t *testing.T) {
 		if got := linkCount(t, n, result); got != want {
 			t.Errorf("business_links_total{result=%q} = %s, want %s", result, got, want)
 		}
+	}
+}
+
+// TestCreateCompanyUserTokens: a company admin's token (authorization code)
+// is refused on a creation route unless the route says user_tokens pass;
+// there it goes upstream without a company header, and nothing is linked.
+func TestCreateCompanyUserTokens(t *testing.T) {
+	n := startNode(t, nodeOptions{Caddyfile: "e2e/testdata/create.Caddyfile"})
+	const callback = "https://app.example/callback"
+	c := n.registerClient(map[string]any{"name": "Company Console", "scopes": []string{"companies:read", "companies:write"},
+		"grant_types": []string{"authorization_code"}, "redirect_uris": []string{callback}})
+	ua := newUserAgent(t)
+	cb := ua.authorizeAs(n.URL+"/oauth/authorize?client_id="+c.ClientID+"&response_type=code&scope=companies:write&state=s1&redirect_uri="+
+		url.QueryEscape(callback), yuvoAdmin, yuvoAdminPassword, "")
+	code := codeFrom(t, cb, "s1", n.URL)
+	st, tok, _ := do(t, "POST", n.URL+"/oauth/token", map[string]string{"Content-Type": "application/x-www-form-urlencoded"},
+		"grant_type=authorization_code&code="+url.QueryEscape(code)+"&redirect_uri="+url.QueryEscape(callback)+
+			"&client_id="+c.ClientID+"&client_secret="+url.QueryEscape(c.ClientSecret))
+	if st != 200 {
+		t.Fatalf("code exchange: %d %v", st, tok)
+	}
+	user := yuvoApp{registeredClient: c, token: tok["access_token"].(string)}
+
+	st, body, hdr := do(t, "POST", n.URL+"/fixed", user.auth(), `{}`)
+	if st != 403 || body["error"] != "access_denied" || !strings.Contains(body["error_description"].(string), "client-credentials") ||
+		!strings.Contains(hdr.Get("WWW-Authenticate"), "access_denied") {
+		t.Fatalf("a user token on a creation route: %d %v %v", st, body, hdr)
+	}
+	st, body, _ = do(t, "POST", n.URL+"/teams", user.auth("x-company-id", "biz_existing"), `{}`)
+	if st != 201 || body["id"] != "cmp_team" || body["company"] != "" {
+		t.Fatalf("a user token where user_tokens pass: %d %v (the upstream must see no company header)", st, body)
+	}
+	var got registeredClient
+	n.adminJSON("GET", "/oauthgate/clients/"+c.ClientID, nil, &got)
+	if len(got.Businesses) != 0 {
+		t.Errorf("a user token's creation linked %v to the client", got.Businesses)
+	}
+	if got := linkCount(t, n, "linked"); got != "0" {
+		t.Errorf("links made: %s, want 0", got)
 	}
 }
