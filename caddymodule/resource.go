@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -50,7 +51,8 @@ type resource struct {
 	// metadataURL is the absolute URL of the metadata document, sent as
 	// resource_metadata in every challenge.
 	metadataURL string
-	// doc is the metadata document, marshalled once.
+	// md is the metadata document, doc its JSON, marshalled at Provision.
+	md  resourceMetadata
 	doc []byte
 }
 
@@ -122,11 +124,10 @@ func (p *Protect) provisionResource() error {
 		// oauth_protect checks the proof of every DPoP-bound token.
 		DPoPSigningAlgValuesSupported: p.app.dpop.Algs(),
 	}
-	if res.doc, err = json.Marshal(md); err != nil {
+	res.md = md
+	if p.resource, err = p.app.resources.add(res); err != nil {
 		return fmt.Errorf("resource metadata: %w", err)
 	}
-	p.resource = res
-	p.app.resources.add(res)
 	return nil
 }
 
@@ -168,19 +169,38 @@ type resources struct {
 	list []*resource
 }
 
-func (rs *resources) add(r *resource) { rs.list = append(rs.list, r) }
+// add registers r and returns the resource its handler is to use: r, or
+// the one registered before with the same identifier, whose document then
+// lists the scopes of both route maps (several blocks, one resource).
+func (rs *resources) add(r *resource) (*resource, error) {
+	for _, old := range rs.list {
+		if old.id != r.id {
+			continue
+		}
+		for _, sc := range r.md.ScopesSupported {
+			if !slices.Contains(old.md.ScopesSupported, sc) {
+				old.md.ScopesSupported = append(old.md.ScopesSupported, sc)
+			}
+		}
+		r = old
+		break
+	}
+	doc, err := json.Marshal(r.md)
+	if err != nil {
+		return nil, err
+	}
+	r.doc = doc
+	if !slices.Contains(rs.list, r) {
+		rs.list = append(rs.list, r)
+	}
+	return r, nil
+}
 
-// IDs are the resource identifiers, each once.
+// ids are the resource identifiers, each once.
 func (rs *resources) ids() []string {
-	var out []string
-	for _, r := range rs.list {
-		dup := false
-		for _, id := range out {
-			dup = dup || id == r.id
-		}
-		if !dup {
-			out = append(out, r.id)
-		}
+	out := make([]string, len(rs.list))
+	for i, r := range rs.list {
+		out[i] = r.id
 	}
 	return out
 }

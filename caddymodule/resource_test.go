@@ -197,3 +197,36 @@ func TestProtectResourceOption(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedResource: two blocks naming one resource share one metadata
+// document, which lists both route maps' scopes; the identifier is
+// registered once.
+func TestSharedResource(t *testing.T) {
+	_, app := benchApp(t)
+	ctx := caddy.ActiveContext()
+	a := &Protect{Resource: "https://api.example.com/v1", Routes: []RouteConfig{{Methods: []string{"GET"}, Path: "/v1/a*", Scopes: []string{"read:a"}}}}
+	b := &Protect{Resource: "https://API.example.com/v1", Routes: []RouteConfig{{Methods: []string{"GET"}, Path: "/v1/b*", Scopes: []string{"read:b", "read:a"}}}}
+	for _, p := range []*Protect{a, b} {
+		if err := p.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.resource != b.resource {
+		t.Fatal("two resources for one identifier")
+	}
+	var md struct {
+		Scopes []string `json:"scopes_supported"`
+	}
+	if err := json.Unmarshal(a.resource.doc, &md); err != nil || strings.Join(md.Scopes, " ") != "read:a read:b" {
+		t.Errorf("shared document scopes %v (%v)", md.Scopes, err)
+	}
+	n := 0
+	for _, id := range app.resources.ids() {
+		if id == "https://api.example.com/v1" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("identifier registered %d times", n)
+	}
+}

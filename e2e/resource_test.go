@@ -201,3 +201,36 @@ func TestResourceIndicators(t *testing.T) {
 		t.Errorf("refreshed accounting token at crm: %d", r.StatusCode)
 	}
 }
+
+// TestExampleResources: the seed examples' site blocks serve RFC 9728
+// metadata without a resource option: Yuvo's site-level oauth_protect
+// (route map /companies*, /employees*: the origin), Yoco's inside
+// route /v1/* (route map /v1/orders*: /v1), and the metadata URL each
+// challenge names is the one that answers.
+func TestExampleResources(t *testing.T) {
+	for _, tc := range []struct {
+		caddyfile, api, resourcePath string
+	}{
+		{"examples/yuvo/Caddyfile", "/companies", "/"},
+		{"examples/yoco/Caddyfile", "/v1/orders", "/v1"},
+	} {
+		t.Run(tc.caddyfile, func(t *testing.T) {
+			n := startNode(t, nodeOptions{Caddyfile: tc.caddyfile})
+			resp, _ := gwDo(t, "GET", n.URL+tc.api, "")
+			m := resourceMetadataParam.FindStringSubmatch(resp.Header.Get("WWW-Authenticate"))
+			if resp.StatusCode != 401 || m == nil {
+				t.Fatalf("challenge %q", resp.Header.Get("WWW-Authenticate"))
+			}
+			var md prmDoc
+			getJSON(t, m[1], &md)
+			if md.Resource != n.URL+tc.resourcePath || md.AuthorizationServers[0] != n.URL {
+				t.Fatalf("metadata %+v at %s", md, m[1])
+			}
+			var bare prmDoc
+			getJSON(t, n.URL+"/.well-known/oauth-protected-resource", &bare)
+			if bare.Resource != md.Resource {
+				t.Errorf("bare path: %+v", bare)
+			}
+		})
+	}
+}
