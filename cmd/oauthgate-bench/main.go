@@ -58,6 +58,8 @@ type config struct {
 	MemTokens   int           `json:"mem_tokens"`
 	Clients     int           `json:"clients"`
 	Quick       bool          `json:"quick"`
+	// AccessFormat is the gateway's access_token_format: "jwt" or "opaque".
+	AccessFormat string `json:"access_token_format,omitempty"`
 
 	// GoMemLimit, if set, is GOMEMLIMIT for the memory run's gateway.
 	GoMemLimit string `json:"gomemlimit,omitempty"`
@@ -69,6 +71,7 @@ type config struct {
 
 func main() {
 	var c config
+	flag.StringVar(&c.AccessFormat, "access-token-format", "jwt", "the gateway's access_token_format: jwt, or opaque (not with the memory phase, whose tokens the bench signs; the report goes to a temp dir unless -out is given)")
 	flag.BoolVar(&c.Quick, "quick", false, "short run for development: 2 rounds of 2s, 5,000 tokens, 50,000 for memory; writes to a temp dir unless -out is given")
 	flag.IntVar(&c.Rounds, "rounds", 5, "A/B rounds")
 	flag.DurationVar(&c.Duration, "duration", 10*time.Second, "length of each saturation run")
@@ -112,6 +115,22 @@ func main() {
 		def("tokens", func() { c.Tokens = 5000 })
 		def("mem-tokens", func() { c.MemTokens = 50_000 })
 		def("out", func() { c.out = "" })
+	}
+	if c.AccessFormat != "jwt" {
+		if c.AccessFormat != "opaque" {
+			fmt.Fprintln(os.Stderr, "oauthgate-bench: -access-token-format: want jwt or opaque")
+			os.Exit(2)
+		}
+		if strings.Contains(c.phases, "memory") {
+			fmt.Fprintln(os.Stderr, "oauthgate-bench: -access-token-format opaque: leave out the memory phase (-phases gateway,issue,introspect): its tokens are signed JWTs")
+			os.Exit(2)
+		}
+		// The report between the markers is the JWT run's.
+		set := false
+		flag.Visit(func(f *flag.Flag) { set = set || f.Name == "out" })
+		if !set {
+			c.out = ""
+		}
 	}
 	if err := benchmark(&c); err != nil {
 		fmt.Fprintln(os.Stderr, "oauthgate-bench:", err)
@@ -234,6 +253,7 @@ func benchmark(c *config) error {
 
 	res := &results{Config: *c, Machine: describeMachine(), Command: commandLine(), Started: start, LoadBefore: loadavg()}
 	logf("machine: %d CPUs, %s, %s; load average %s", res.Machine.CPUs, res.Machine.CPU, res.Machine.Go, res.LoadBefore)
+	logf("access tokens: %s", c.AccessFormat)
 
 	bin := c.caddyBin
 	if bin == "" {
@@ -257,7 +277,7 @@ func benchmark(c *config) error {
 	if err != nil {
 		return err
 	}
-	n, err := startNode(bin, caddyfile, dataDir, upstream, p)
+	n, err := startNode(bin, caddyfile, dataDir, upstream, p, "BENCH_ACCESS_TOKEN_FORMAT="+c.AccessFormat)
 	if err != nil {
 		return err
 	}
