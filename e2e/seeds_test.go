@@ -110,6 +110,33 @@ func TestSeedYuvo(t *testing.T) {
 	if code != 200 {
 		t.Errorf("body credentials: %d", code)
 	}
+	// The guide's answer has no refresh token: the app asks again.
+	if _, ok := tok["refresh_token"]; ok {
+		t.Errorf("a refresh token for client credentials: %v", tok)
+	}
+}
+
+// TestSeedYuvoCreatesCompanies replays the guide's client-credentials
+// flow as its note describes it ("With this access token you can create
+// companies and push employee's data from your application. You get full
+// update access to these companies data") against examples/yuvo/Caddyfile,
+// with only the app registered beforehand, owning nothing: POST /companies
+// with no company header, then, with the same token and the id from the
+// answer, GET and PUT the company and POST its employees. Access to a
+// company the app did not create "could only be done via Authorization
+// Code": another app's, or the admin's existing one, is refused.
+func TestSeedYuvoCreatesCompanies(t *testing.T) {
+	n := startNode(t, nodeOptions{Caddyfile: "examples/yuvo/Caddyfile"})
+	app := newYuvoApp(t, n, "HR Push")
+	id := createCompany(t, n, app)
+	useCompany(t, n, app, id)
+	ownedOnAdmin(t, n, app.ClientID, id)
+	refusedFor(t, n, newYuvoApp(t, n, "Other Payroll"), id)
+	refusedFor(t, n, app, yuvoCompany)
+	// A header is still needed on ordinary routes: the app may own several.
+	if code, body, _ := do(t, "POST", n.URL+"/employees", app.auth("Content-Type", "application/json"), `[]`); code != 400 || body["error"] != "invalid_request" {
+		t.Errorf("employees without the company header: %d %v", code, body)
+	}
 }
 
 // TestSeedYAppointment: JSON revocation with client credentials in the body,
@@ -265,6 +292,33 @@ func TestSeedYuvoAuthorizationCode(t *testing.T) {
 	ccHdr["x-company-id"] = yuvoCompany
 	if st, company, _ := do(t, "GET", n.URL+"/companies", ccHdr, ""); st != 200 || company["company"] != yuvoCompany {
 		t.Errorf("client-credentials token naming its company: %d %v", st, company)
+	}
+
+	// Creating companies is the client-credentials flow's: a company
+	// admin's token, even with companies:write, may not (user_tokens
+	// refuse, the example's default), and it still writes its own company.
+	w := n.registerClient(map[string]any{"name": "Payroll Writer", "scopes": []string{"companies:read", "companies:write"},
+		"redirect_uris": []string{callback}})
+	wp := ua.get(n.URL + "/oauth/authorize/?client_id=" + w.ClientID + "&response_type=code&redirect_uri=" + url.QueryEscape(callback) + "&state=w")
+	for wp.StatusCode == http.StatusSeeOther && wp.Location != nil && !strings.HasPrefix(wp.Location.String(), callback) {
+		wp = ua.get(wp.Location.String())
+	}
+	if wp.StatusCode == http.StatusOK {
+		wp = ua.submit(wp, url.Values{"decision": {"allow"}})
+	}
+	wq := callbackQuery(t, wp, callback)
+	st, wt, _ := do(t, "POST", n.URL+"/oauth/token/", map[string]string{"Content-Type": "application/x-www-form-urlencoded"},
+		"grant_type=authorization_code&code="+url.QueryEscape(wq.Get("code"))+"&redirect_uri="+url.QueryEscape(callback)+
+			"&client_id="+url.QueryEscape(w.ClientID)+"&client_secret="+url.QueryEscape(w.ClientSecret))
+	if st != 200 {
+		t.Fatalf("writer's code exchange: %d %v", st, wt)
+	}
+	writer := map[string]string{"Authorization": "Bearer " + wt["access_token"].(string), "Content-Type": "application/json"}
+	if st, e, _ := do(t, "POST", n.URL+"/companies", writer, `{"name":"Another Pte Ltd"}`); st != 403 || e["error"] != "access_denied" {
+		t.Errorf("a company admin's token creating a company: %d %v", st, e)
+	}
+	if st, company, _ := do(t, "PUT", n.URL+"/companies/"+yuvoCompany, writer, `{"sector":"Retail"}`); st != 200 || company["company"] != yuvoCompany {
+		t.Errorf("a company admin's token updating its company without the header: %d %v", st, company)
 	}
 
 	// "must exactly match … terminating slashes": the URI without its
@@ -605,6 +659,10 @@ func TestSeedYAppointmentPKCE(t *testing.T) {
 		t.Fatalf("code exchange: %d %v", st, tok)
 	}
 	access, refresh := tok["access_token"].(string), tok["refresh_token"].(string)
+	// "access_token": "yapp_at_...", "refresh_token": "yapp_rt_..."
+	if !yappAccessRE.MatchString(access) || !yappRefreshRE.MatchString(refresh) {
+		t.Errorf("token formats: access yapp_at_ %v, refresh yapp_rt_ %v; want both", yappAccessRE.MatchString(access), yappRefreshRE.MatchString(refresh))
+	}
 
 	// api.post('/api/v1/me'): no body, no company header; the token's
 	// company is the one.
@@ -633,6 +691,9 @@ func TestSeedYAppointmentPKCE(t *testing.T) {
 		t.Fatalf("refresh: %d %v", st, tok)
 	}
 	access = tok["access_token"].(string)
+	if !yappAccessRE.MatchString(access) || !yappRefreshRE.MatchString(tok["refresh_token"].(string)) {
+		t.Errorf("refreshed token formats: access yapp_at_ %v, refresh yapp_rt_ %v; want both", yappAccessRE.MatchString(access), yappRefreshRE.MatchString(tok["refresh_token"].(string)))
+	}
 	bearer["Authorization"] = "Bearer " + access
 	if st, b := postJSON("/api/v1/bookings", map[string]any{"filter": map[string]string{"status": "confirmed"}}, bearer); st != 200 || b["company"] != "company_1" {
 		t.Errorf("the retried request: %d %v", st, b)
