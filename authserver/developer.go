@@ -9,9 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"go.uber.org/zap"
 
 	"github.com/oauthgate/oauthgate/internal/oautherr"
 	"github.com/oauthgate/oauthgate/tokens"
@@ -248,6 +251,11 @@ func (s *Server) renderPortalError(w http.ResponseWriter, e *pageError) {
 }
 
 func (dp *developerPage) ctx() context.Context { return dp.r.Context() }
+
+// audit logs a change to an app: which, and by whom. Never a secret.
+func (dp *developerPage) audit(what, clientID string) {
+	dp.s.log.Info("developer portal: "+what, zap.String("client_id", clientID), zap.String("user_id", dp.acct.ID))
+}
 
 // platformAdmin reports whether the user is one of the configured platform
 // admins (by id, or by e-mail without regard to case).
@@ -581,6 +589,7 @@ func (dp *developerPage) register() {
 				return
 			}
 			dp.s.tokens.ForgetClient(id)
+			dp.audit("app registered", id)
 			a := dp.appView(c, nil)
 			v.App, v.Secret = &a, &secretView{ClientID: id, ClientSecret: secret}
 			dp.render(http.StatusCreated, "App registered", v)
@@ -651,6 +660,7 @@ func (dp *developerPage) edit(c *tokenstore.Client) {
 				return
 			}
 			dp.s.tokens.ForgetClient(c.ID)
+			dp.audit("app edited", c.ID)
 			seeOther(dp.w, dp.s.paths.developer+"/apps/"+url.PathEscape(c.ID)+"?notice=saved")
 			return
 		}
@@ -691,6 +701,7 @@ func (dp *developerPage) rotate(c *tokenstore.Client) {
 		return
 	}
 	dp.s.tokens.ForgetClient(c.ID)
+	dp.audit("app secret rotated", c.ID)
 	v := dp.view()
 	a := dp.appView(&next, map[string]string{})
 	v.App, v.Secret = &a, &secretView{ClientID: c.ID, ClientSecret: secret, Rotated: true}
@@ -717,6 +728,7 @@ func (dp *developerPage) delete(c *tokenstore.Client) {
 		dp.storeFailure("deleting app", err)
 		return
 	}
+	dp.audit("app deleted", c.ID)
 	seeOther(dp.w, dp.s.paths.developer+"?notice=deleted")
 }
 
@@ -745,6 +757,7 @@ func (dp *developerPage) setFirstParty(c *tokenstore.Client) {
 		return
 	}
 	dp.s.tokens.ForgetClient(c.ID)
+	dp.audit("app first-party set to "+strconv.FormatBool(next.FirstParty), c.ID)
 	notice := "third-party"
 	if next.FirstParty {
 		notice = "first-party"

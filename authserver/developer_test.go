@@ -10,6 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/oauthgate/oauthgate/tokens"
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
@@ -732,5 +736,39 @@ func TestPortalAppLimit(t *testing.T) {
 	f.Set("business_id", "b9")
 	if resp := other.post("/oauth/developer/new", f); resp.Code != http.StatusCreated {
 		t.Fatalf("the other developer's registration: %d", resp.Code)
+	}
+}
+
+// TestPortalAudit: every change to an app is logged with its client_id and
+// who made it, and no log line holds its secret.
+func TestPortalAudit(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	dp := &DeveloperPortal{}
+	r := newRig(t, Config{DeveloperPortal: dp, Scopes: portalCatalogue, Logger: zap.New(core)})
+	p := &portal{rig: r}
+	dev := p.browserOf(p.user.ID)
+	f := dev.registration()
+	f.Set("business_id", "b1")
+	resp := dev.post("/oauth/developer/new", f)
+	id, secret := inputValue(resp.Body.String(), "client-id"), inputValue(resp.Body.String(), "client-secret")
+	if id == "" || secret == "" {
+		t.Fatalf("register: %d", resp.Code)
+	}
+	rot := dev.post("/oauth/developer/apps/"+id+"/secret", url.Values{"csrf_token": {dev.csrf()}})
+	fresh := inputValue(rot.Body.String(), "client-secret")
+	dev.post("/oauth/developer/apps/"+id+"/delete", url.Values{"csrf_token": {dev.csrf()}})
+	var said []string
+	for _, e := range logs.All() {
+		line := e.Message + fmt.Sprint(e.ContextMap())
+		if strings.Contains(line, secret) || strings.Contains(line, fresh) {
+			t.Fatalf("a log line holds a secret: %s", line)
+		}
+		if e.ContextMap()["client_id"] == id && e.ContextMap()["user_id"] == p.user.ID {
+			said = append(said, e.Message)
+		}
+	}
+	want := []string{"developer portal: app registered", "developer portal: app secret rotated", "developer portal: app deleted"}
+	if strings.Join(said, "|") != strings.Join(want, "|") {
+		t.Fatalf("audit log: %q, want %q", said, want)
 	}
 }
