@@ -163,6 +163,11 @@ func parseBrand(d *caddyfile.Dispenser, app *App) error {
 // developer portal, dynamic registration) may ask for: catalogue scopes,
 // openid, offline_access (default: all of them). allow_http_redirect names
 // hosts besides loopback whose redirect URIs may use plain http.
+// registration turns on RFC 7591 dynamic client registration at
+// <base>/register (default off): open to anyone, or token for holders of
+// an initial access token; its block bounds what a self-registered app may
+// get (client types, grant types, scopes within third_party_scopes) and how
+// often one address may register (rate_limit, default 10 per 1h).
 // developer_portal (off by default; the word alone turns it on) serves
 // <base_path>/developer, where signed-in users register their own apps:
 // register says who may (default anyone signed in; business_admins: users
