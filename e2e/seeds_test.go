@@ -442,8 +442,13 @@ func TestSeedYionStackAuthorizationCode(t *testing.T) {
 		t.Errorf("deny: %v", denied.Location)
 	}
 
-	// Allow: https://yourapp.com/callback?code=…&state=random_csrf_token
-	p = ua.toStop(start, yionUser, yionPassword, callback)
+	// Signed in, the authorize request answers "a 303 to the web consent
+	// surface". Allow: https://yourapp.com/callback?code=…&state=random_csrf_token
+	p = ua.get(start)
+	if p.StatusCode != http.StatusSeeOther || p.Location == nil || !strings.HasSuffix(p.Location.Path, "/consent") {
+		t.Fatalf("authorize when signed in: %d %v, want a 303 to the consent page", p.StatusCode, p.Location)
+	}
+	p = ua.toStop(p.Location.String(), yionUser, yionPassword, callback)
 	p = ua.submit(p, url.Values{"decision": {"allow"}})
 	q := callbackQuery(t, p, callback)
 	code := q.Get("code")
