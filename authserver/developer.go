@@ -160,7 +160,7 @@ type secretView struct {
 // serveDeveloper routes the portal's pages; rest is the path below
 // <base>/developer. It reports whether it was one of them.
 func (s *Server) serveDeveloper(w http.ResponseWriter, r *http.Request, rest string) bool {
-	if s.cfg.DeveloperPortal == nil {
+	if s.cfg.DeveloperPortal == nil || !portalPath(rest) {
 		return false
 	}
 	acct, err := s.identity.signedIn(r)
@@ -214,11 +214,8 @@ func (s *Server) serveDeveloper(w http.ResponseWriter, r *http.Request, rest str
 		route("GET", dp.list, nil)
 	case rest == "/new":
 		route("GET, POST", dp.newForm, dp.register)
-	case strings.HasPrefix(rest, "/apps/"):
+	default:
 		id, action, _ := strings.Cut(strings.TrimPrefix(rest, "/apps/"), "/")
-		if id == "" {
-			return false
-		}
 		switch action {
 		case "":
 			route("GET, POST", func() { dp.withApp(id, dp.show) }, func() { dp.withApp(id, dp.edit) })
@@ -228,13 +225,23 @@ func (s *Server) serveDeveloper(w http.ResponseWriter, r *http.Request, rest str
 			route("GET, POST", func() { dp.withApp(id, dp.confirmDelete) }, func() { dp.withApp(id, dp.delete) })
 		case "first-party":
 			route("POST", nil, func() { dp.withApp(id, dp.setFirstParty) })
-		default:
-			return false
 		}
-	default:
-		return false
 	}
 	return true
+}
+
+// portalPath reports whether rest (the path below <base>/developer) is one
+// of the portal's pages, before anyone is asked who is signed in.
+func portalPath(rest string) bool {
+	if rest == "" || rest == "/new" {
+		return true
+	}
+	app, ok := strings.CutPrefix(rest, "/apps/")
+	if !ok {
+		return false
+	}
+	id, action, _ := strings.Cut(app, "/")
+	return id != "" && (action == "" || action == "secret" || action == "delete" || action == "first-party")
 }
 
 // developerPage is one request to the portal by a signed-in user.

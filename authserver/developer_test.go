@@ -772,3 +772,20 @@ func TestPortalAudit(t *testing.T) {
 		t.Fatalf("audit log: %q, want %q", said, want)
 	}
 }
+
+func TestPortalPaths(t *testing.T) {
+	p := newPortal(t, DeveloperPortal{})
+	for path, served := range map[string]bool{
+		"/oauth/developer": true, "/oauth/developer/": true, "/oauth/developer/new": true,
+		"/oauth/developer/apps/x": true, "/oauth/developer/apps/x/secret": true, "/oauth/developer/apps/x/delete": true,
+		"/oauth/developer/apps/x/first-party": true,
+		"/oauth/developer/apps": false, "/oauth/developer/apps/": false, "/oauth/developer/apps/x/y": false,
+		"/oauth/developer/apps/x/secret/y": false, "/oauth/developer/other": false, "/oauth/developers": false,
+	} {
+		// Signed out: a page of the portal sends the browser to sign in;
+		// anything else is not the portal's.
+		if got := p.s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil)); got != served {
+			t.Errorf("%s served: %v, want %v", path, got, served)
+		}
+	}
+}
