@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+const registrationCaddyfile = "e2e/testdata/registration.Caddyfile"
+
+// TestRegistrationThroughCaddy: dynamic registration on the built binary,
+// gated by an initial access token from the environment and limited per
+// client address as Caddy sees it (X-Forwarded-For from a trusted proxy);
+// no token or secret reaches the log.
+func TestRegistrationThroughCaddy(t *testing.T) {
+	const iat = "initial-access-token-for-the-e2e-test-0123456789"
+	n := startNode(t, nodeOptions{Caddyfile: registrationCaddyfile, Env: []string{"OAUTHGATE_TEST_IAT=" + iat}})
+
+	var md map[string]any
+	resp, err := http.Get(n.URL + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&md)
+	resp.Body.Close()
+	if md["registration_endpoint"] != n.URL+"/oauth/register" {
+		t.Fatalf("registration_endpoint %v", md["registration_endpoint"])
+	}
+
+	register := func(token, from string, body map[string]any) (int, http.Header, map[string]any) {
+		t.Helper()
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest(http.MethodPost, n.URL+"/oauth/register", bytes.NewReader(raw))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", from)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, resp.Header, out
+	}
+	app := map[string]any{"client_name": "Robot", "redirect_uris": []string{"https://robot.example/cb"}, "scope": "read:invoices"}
+
+	if st, h, b := register("", "198.51.100.1", app); st != 401 || b["error"] != "invalid_token" || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer ") {
+		t.Fatalf("without the initial access token: %d %v %v", st, h, b)
+	}
+	if st, _, b := register(iat+"x", "198.51.100.1", app); st != 401 || b["error"] != "invalid_token" {
+		t.Fatalf("with a wrong one: %d %v", st, b)
+	}
+	st, _, first := register(iat, "198.51.100.1", app)
+	if st != 201 || first["client_secret"] == nil {
+		t.Fatalf("registration: %d %v", st, first)
+	}
+	// The limit (3 per hour) counts the refused attempts above too.
+	st, h, b := register(iat, "198.51.100.1", app)
+	if st != 429 || h.Get("Retry-After") == "" {
+		t.Fatalf("fourth from one address: %d %v %v", st, h, b)
+	}
+	if st, _, b := register(iat, "198.51.100.2", with2(app, "scope", "admin:all")); st != 400 || b["error"] != "invalid_client_metadata" {
+		t.Fatalf("a scope outside third_party_scopes: %d %v", st, b)
+	}
+	if st, _, b := register(iat, "198.51.100.2", with2(app, "redirect_uris", []string{"https://robot.example/cb#frag"})); st != 400 || b["error"] != "invalid_redirect_uri" {
+		t.Fatalf("a fragment: %d %v", st, b)
+	}
+
+	// RFC 7592 delete, then the admin API no longer has it.
+	id, rat := first["client_id"].(string), first["registration_access_token"].(string)
+	var view map[string]any
+	if st := n.adminJSON(http.MethodGet, "/oauthgate/clients/"+id, nil, &view); st != 200 || view["dynamically_registered"] != true {
+		t.Fatalf("admin view: %d %v", st, view)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, first["registration_client_uri"].(string), nil)
+	req.Header.Set("Authorization", "Bearer "+rat)
+	del, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	del.Body.Close()
+	if del.StatusCode != 204 {
+		t.Fatalf("delete: %d", del.StatusCode)
+	}
+	if st := n.adminJSON(http.MethodGet, "/oauthgate/clients/"+id, nil, nil); st != 404 {
+		t.Fatalf("admin after delete: %d", st)
+	}
+
+	logs := n.Logs()
+	for _, secret := range []string{iat, rat, first["client_secret"].(string)} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("the log holds a token or secret:\n%s", logs)
+		}
+	}
+}
+
+func with2(m map[string]any, k string, v any) map[string]any {
+	out := map[string]any{}
+	for a, b := range m {
+		out[a] = b
+	}
+	out[k] = v
+	return out
+}
