@@ -137,6 +137,15 @@ func (c *cappedRecorder) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(struct{ io.Writer }{c}, r)
 }
 
+// FlushError flushes an answer that is streamed (not 2xx) and does
+// nothing to one that is held, as caddyhttp's recorder does.
+func (c *cappedRecorder) FlushError() error {
+	if f, ok := c.ResponseRecorder.(interface{ FlushError() error }); ok {
+		return f.FlushError()
+	}
+	return nil
+}
+
 // create sends an allowed request of a creation route upstream and, for a
 // successful answer, links the business it names to the calling client
 // before the answer is released. Answers that are not 2xx pass through

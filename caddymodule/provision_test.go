@@ -122,7 +122,8 @@ func TestProtectProvisionErrors(t *testing.T) {
 		}
 		return caddy.Validate(&cfg)
 	}
-	for _, ok := range []string{"", "rejections json", "rejections handle_errors", "method_override delete", "method_override check"} {
+	for _, ok := range []string{"", "rejections json", "rejections handle_errors", "method_override delete", "method_override check",
+		"POST /c w {\n creates json data.id\n user_tokens pass\n }", "POST /c w {\n creates location\n }"} {
 		if err := validate(t, ok); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}
@@ -131,6 +132,8 @@ func TestProtectProvisionErrors(t *testing.T) {
 		"rejections html":      `rejections: "html" is not one of json, handle_errors`,
 		"method_override keep": `method_override: "keep" is not one of delete, check`,
 		`realm "a\"b"`:         "must not contain quotes",
+		"POST /c w {\n creates json\n user_tokens maybe\n }": `route /c: user_tokens "maybe" is not one of refuse, pass`,
+		"POST /c w {\n creates json a..b\n }":                `route /c: creates member "a..b" has an empty part`,
 	} {
 		if err := validate(t, options); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want it to contain %q", options, err, want)
