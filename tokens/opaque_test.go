@@ -400,3 +400,34 @@ func TestOpaqueConcurrentMisses(t *testing.T) {
 		t.Errorf("%d store reads for %d concurrent first requests, want 1", n, callers)
 	}
 }
+
+// TestOpaqueCarriesClaims: claims the JWT form carries beyond the basic set
+// (RFC 8707 resources in aud, RFC 9449's cnf.jkt) are stored with an opaque
+// token and come back from Verify as from a JWT, on a node that never saw
+// the token; another node's resource list judges its aud as a JWT's.
+func TestOpaqueCarriesClaims(t *testing.T) {
+	const crm, acct = "https://api.example.test/crm", "https://api.example.test/accounting"
+	const jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	st := openStore(t)
+	s := newService(t, st, opaqueConfig(Config{Resources: []string{crm, acct}}))
+	raw := mint(t, s, Access{Resources: []string{crm, acct}, JKT: jkt})
+	row, err := st.GetAccessToken(t.Context(), HashSecret(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := decodeJSON(t, row.Claims)
+	if cnf, _ := stored["cnf"].(map[string]any); cnf["jkt"] != jkt {
+		t.Errorf("stored cnf %v", stored["cnf"])
+	}
+	c, err := newService(t, st, opaqueConfig(Config{Resources: []string{crm, acct}})).Verify(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.JKT != jkt || len(c.Audience) != 2 || c.Audience[0] != crm || c.Audience[1] != acct {
+		t.Errorf("claims %+v", c)
+	}
+	onlyCRM := newService(t, st, opaqueConfig(Config{Resources: []string{crm}}))
+	if _, err := onlyCRM.Verify(mint(t, s, Access{Resources: []string{acct}})); err == nil || err.Error() != "invalid token: wrong audience" {
+		t.Errorf("opaque token for an unknown resource: %v", err)
+	}
+}
