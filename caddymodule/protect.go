@@ -289,6 +289,7 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case gateway.Public:
 		if !p.KeepAuthorization {
 			delete(r.Header, "Authorization")
+			delete(r.Header, dpop.Header)
 		}
 		p.decisions.public.Inc()
 		return next.ServeHTTP(w, r)

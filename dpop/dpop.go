@@ -21,7 +21,6 @@ import (
 	"errors"
 	"math"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -441,20 +440,6 @@ func athMatches(ath, token string) bool {
 	return subtle.ConstantTimeCompare(buf[:], []byte(ath)) == 1
 }
 
-// Thumbprint is the RFC 7638 SHA-256 thumbprint, base64url, of a public
-// JWK in JSON: the jkt a token bound to that key carries.
-func Thumbprint(jwkJSON []byte) (string, error) {
-	key, err := jwk.ParseKey(jwkJSON)
-	if err != nil {
-		return "", err
-	}
-	tp, err := key.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(tp), nil
-}
-
 // ValidJKT reports whether s has the shape of a SHA-256 thumbprint.
 func ValidJKT(s string) bool {
 	if len(s) != 43 {
@@ -463,11 +448,3 @@ func ValidJKT(s string) bool {
 	_, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	return err == nil
 }
-
-// Challenge parameter helpers.
-
-// AlgsParam is the algs challenge parameter's value (§7.1).
-func (c *Checker) AlgsParam() string { return strings.Join(c.algs, " ") }
-
-// HasAlg reports whether alg is accepted.
-func (c *Checker) HasAlg(alg string) bool { return slices.Contains(c.algs, alg) }

@@ -38,12 +38,12 @@ func (g *Guard) checkProof(r *http.Request, raw string, scheme bearer.Scheme, cl
 	}
 	var res dpop.Result
 	if err == nil {
-		scheme := "http"
+		urlScheme := "http"
 		if r.TLS != nil {
-			scheme = "https"
+			urlScheme = "https"
 		}
 		res, err = g.cfg.DPoP.Check(proof, dpop.Target{
-			Method: r.Method, Scheme: scheme, Host: r.Host, Path: r.URL.Path,
+			Method: r.Method, Scheme: urlScheme, Host: r.Host, Path: r.URL.Path,
 			AccessToken: raw, JKT: claims.JKT,
 		})
 	}
