@@ -23,7 +23,15 @@ var (
 // lookupFailStore fails opaque access-token reads on demand.
 type lookupFailStore struct {
 	tokenstore.Store
-	down atomic.Bool
+	down      atomic.Bool
+	writeDown atomic.Bool
+}
+
+func (l *lookupFailStore) CreateAccessToken(ctx context.Context, t *tokenstore.AccessToken) error {
+	if l.writeDown.Load() {
+		return tokenstore.ErrUnavailable
+	}
+	return l.Store.CreateAccessToken(ctx, t)
 }
 
 func (l *lookupFailStore) GetAccessToken(ctx context.Context, hash []byte) (*tokenstore.AccessToken, error) {
@@ -194,5 +202,36 @@ func TestOpaqueUserinfo(t *testing.T) {
 	st.down.Store(true)
 	if resp := get(unknown); resp.Code != 503 {
 		t.Errorf("unknown opaque token with the store down: %d %v, want 503", resp.Code, resp.body)
+	}
+}
+
+// TestOpaqueStoreWriteFails: an opaque token that cannot be stored is a 503
+// that spends nothing: the same code exchange and refresh succeed once the
+// store is back.
+func TestOpaqueStoreWriteFails(t *testing.T) {
+	r, st := newOpaqueRig(t)
+	code := r.code("app", []string{"read:invoices"}, "", true)
+	st.writeDown.Store(true)
+	if resp := r.exchange(code); resp.Code != http.StatusServiceUnavailable || resp.errorCode() != "temporarily_unavailable" {
+		t.Fatalf("code exchange with the store failing: %d %v", resp.Code, resp.body)
+	}
+	st.writeDown.Store(false)
+	resp := r.exchange(code)
+	if resp.Code != 200 {
+		t.Fatalf("the same code afterwards: %d %v", resp.Code, resp.body)
+	}
+	refresh := resp.body["refresh_token"].(string)
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}
+	st.writeDown.Store(true)
+	if resp := r.token(form, "app:app-secret"); resp.Code != http.StatusServiceUnavailable {
+		t.Fatalf("refresh with the store failing: %d %v", resp.Code, resp.body)
+	}
+	st.writeDown.Store(false)
+	if resp := r.token(form, "app:app-secret"); resp.Code != 200 {
+		t.Fatalf("the same refresh token afterwards: %d %v", resp.Code, resp.body)
+	}
+	st.writeDown.Store(true)
+	if resp := r.token(url.Values{"grant_type": {"client_credentials"}}, "svc:svc-secret"); resp.Code != http.StatusServiceUnavailable {
+		t.Errorf("client credentials with the store failing: %d %v", resp.Code, resp.body)
 	}
 }
