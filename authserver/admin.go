@@ -388,18 +388,20 @@ func (s *Server) adminUnlinkBusiness(w http.ResponseWriter, r *http.Request) {
 // updateClient loads, edits and stores a client, answering with its view
 // (and a new secret when edit returns one).
 func (s *Server) updateClient(w http.ResponseWriter, r *http.Request, edit func(*tokenstore.Client) (string, error)) {
-	c, err := s.store.GetClient(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.adminStoreError(w, "loading client", err)
+	// One transaction: a business an app creates meanwhile
+	// (LinkCreatedBusiness) is kept, not overwritten by what was read.
+	var secret string
+	var editErr error
+	c, err := s.store.EditClient(r.Context(), r.PathValue("id"), func(c *tokenstore.Client) error {
+		secret, editErr = edit(c)
+		c.UpdatedAt = s.now().UTC()
+		return editErr
+	})
+	switch {
+	case editErr != nil:
+		adminError(w, http.StatusBadRequest, editErr.Error())
 		return
-	}
-	secret, err := edit(c)
-	if err != nil {
-		adminError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	c.UpdatedAt = s.now().UTC()
-	if err := s.store.UpdateClient(r.Context(), c); err != nil {
+	case err != nil:
 		s.adminStoreError(w, "updating client", err)
 		return
 	}

@@ -87,3 +87,34 @@ func (s *store) LinkCreatedBusiness(ctx context.Context, clientID, businessID st
 	}
 	return out, nil
 }
+
+// EditClient changes a client in one transaction: it reads the client with
+// its row locked, calls edit, and stores every field but ID and CreatedAt
+// (as UpdateClient does), filling a zero UpdatedAt with now. Unlike a
+// GetClient then UpdateClient, it cannot undo a business linked in
+// between (LinkCreatedBusiness takes the same lock). An error of edit is
+// returned as it is, and nothing is stored.
+func (s *store) EditClient(ctx context.Context, id string, edit func(c *Client) error) (*Client, error) {
+	var c *Client
+	var editErr error
+	err := s.write(ctx, "editing client", func(ctx context.Context, t *tx) error {
+		var err error
+		if c, err = scanClient(t.row(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = ?`+t.d.forUpdate, id)); err != nil {
+			return classify(err)
+		}
+		if editErr = edit(c); editErr != nil {
+			return editErr
+		}
+		if c.UpdatedAt.IsZero() {
+			c.UpdatedAt = time.Now()
+		}
+		return updateClientRow(ctx, t, c)
+	})
+	if editErr != nil {
+		return nil, editErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}

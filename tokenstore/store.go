@@ -242,6 +242,9 @@ type Clients interface {
 	// LinkCreatedBusiness records that the client created the business
 	// (oauth_protect's creation routes); see created.go.
 	LinkCreatedBusiness(ctx context.Context, clientID, businessID string, now time.Time) (LinkOutcome, error)
+	// EditClient reads, edits and stores a client in one transaction, so
+	// a concurrent LinkCreatedBusiness is never undone; see created.go.
+	EditClient(ctx context.Context, id string, edit func(c *Client) error) (*Client, error)
 }
 
 // Codes stores authorization codes.

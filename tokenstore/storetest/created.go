@@ -123,3 +123,59 @@ func testConcurrentLinkCreatedBusiness(t *testing.T, s tokenstore.Store) {
 	}
 	equal(t, "owners", owners, 1)
 }
+
+func testEditClient(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	check(t, "CreateClient", s.CreateClient(ctx, sampleClient("a")))
+	seq := last(t, s)
+	got, err := s.EditClient(ctx, "a", func(c *tokenstore.Client) error {
+		c.Name = "Renamed"
+		c.UpdatedAt = at(time.Hour)
+		return nil
+	})
+	check(t, "EditClient", err)
+	stored, _ := s.GetClient(ctx, "a")
+	equal(t, "edited", stored, got)
+	equal(t, "name", stored.Name, "Renamed")
+	equal(t, "changes", changes(t, s, seq), []string{"client a"})
+
+	refused := errors.New("refused by the caller")
+	_, err = s.EditClient(ctx, "a", func(c *tokenstore.Client) error {
+		c.Name = "Not stored"
+		return refused
+	})
+	if err != refused {
+		t.Fatalf("edit error: %v, want the caller's own", err)
+	}
+	stored, _ = s.GetClient(ctx, "a")
+	equal(t, "name after a refused edit", stored.Name, "Renamed")
+	_, err = s.EditClient(ctx, "nobody", func(*tokenstore.Client) error { return nil })
+	wantErr(t, "EditClient unknown", err, tokenstore.ErrNotFound)
+}
+
+// testConcurrentEditAndLink: operators' edits racing apps' links lose no
+// link.
+func testConcurrentEditAndLink(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	c := sampleClient("a")
+	c.Businesses = nil
+	check(t, "CreateClient", s.CreateClient(ctx, c))
+	warm(t, s)
+	errs := race(contenders, func(i int) error {
+		if i%2 == 0 {
+			_, err := s.LinkCreatedBusiness(ctx, "a", fmt.Sprintf("cmp_%02d", i), time.Now())
+			return err
+		}
+		_, err := s.EditClient(ctx, "a", func(c *tokenstore.Client) error {
+			c.Name = fmt.Sprintf("Edit %d", i)
+			return nil
+		})
+		return err
+	})
+	for i, err := range errs {
+		check(t, fmt.Sprintf("contender %d", i), err)
+	}
+	got, err := s.GetClient(ctx, "a")
+	check(t, "GetClient", err)
+	equal(t, "linked", len(got.Businesses), contenders/2)
+}

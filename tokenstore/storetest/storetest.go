@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"Businesses", testBusinesses},
 		{"Memberships", testMemberships},
 		{"LinkCreatedBusiness", testLinkCreatedBusiness},
+		{"EditClient", testEditClient},
 		{"Revocations", testRevocations},
 		{"Failures", testFailures},
 		{"ChangeFeed", testChangeFeed},
@@ -83,6 +84,7 @@ func RunConcurrent(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"CreateVersusRevokeGrant", testConcurrentCreateRevoke},
 		{"RecordFailures", testConcurrentRecordFailures},
 		{"LinkCreatedBusiness", testConcurrentLinkCreatedBusiness},
+		{"EditVersusLink", testConcurrentEditAndLink},
 	}.run(t, open)
 }
 
