@@ -199,8 +199,11 @@ func (p *Protect) create(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			"the upstream created business %s, but it exists already or belongs to another client, so it was not linked to this client", id)), id, "refused")
 	}
 	cr.links.failed.Inc()
+	// Logged with the call that completes the link, in case the process
+	// ends before a retry succeeds.
 	p.logger.Error("a business created upstream could not be linked yet; retrying until the store answers",
-		zap.String("route", pattern), zap.String("client_id", client), zap.String("business_id", id), zap.Error(err))
+		zap.String("route", pattern), zap.String("client_id", client), zap.String("business_id", id), zap.Error(err),
+		zap.String("complete_with", "POST /oauthgate/clients/"+client+"/businesses"))
 	p.retryLink(client, id)
 	w.Header().Set("Retry-After", bearer.RetryAfter)
 	return p.creationError(w, oautherr.TemporarilyUnavailable.WithDescription(fmt.Sprintf(

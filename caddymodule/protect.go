@@ -34,6 +34,10 @@ func init() {
 // handle_errors` it is returned as a caddyhttp.Error instead, for the
 // site's handle_errors routes.
 //
+// A route marked `creates` (create.go, docs/business-creation.md) creates
+// a business: it needs no tenant header, and the upstream's 2xx answer is
+// held until the business it names is linked to the calling client.
+//
 // Method-override headers (X-HTTP-Method-Override, X-Method-Override,
 // X-HTTP-Method) are deleted before the request goes on, unless
 // `method_override check` judges the overriding method too.
