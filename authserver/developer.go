@@ -461,8 +461,8 @@ func (dp *developerPage) readAppForm(f url.Values, edit bool, public bool) (regi
 		errs["name"] = "Give your app a name: users see it on the consent screen."
 	case utf8.RuneCountInString(reg.name) > maxAppNameLen:
 		errs["name"] = fmt.Sprintf("The name is too long: at most %d characters.", maxAppNameLen)
-	case !utf8.ValidString(reg.name) || strings.ContainsFunc(reg.name, unicode.IsControl):
-		errs["name"] = "The name cannot contain control characters."
+	case !utf8.ValidString(reg.name) || strings.ContainsFunc(reg.name, invisibleInName):
+		errs["name"] = "The name cannot contain control characters or invisible formatting (such as right-to-left overrides)."
 	}
 	if !edit {
 		switch f.Get("client_type") {
@@ -513,6 +513,14 @@ func (dp *developerPage) readAppForm(f url.Values, edit bool, public bool) (regi
 		errs["business_id"] = "Choose one of the businesses you administer."
 	}
 	return reg, errs
+}
+
+// invisibleInName reports a character an app name must not carry: control
+// characters, and the invisible format and separator characters (a
+// right-to-left override, a zero-width space, a line separator) with which
+// a name could pass, on the consent screen, for another app's.
+func invisibleInName(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 // knownScope reports whether sc is in the catalogue (or a standard one).

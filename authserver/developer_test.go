@@ -250,6 +250,10 @@ func TestPortalRejections(t *testing.T) {
 		{"empty name", func(f url.Values) { f.Set("name", "   ") }, "name-error", "Give your app a name"},
 		{"over-long name", func(f url.Values) { f.Set("name", strings.Repeat("x", maxAppNameLen+1)) }, "name-error", "too long"},
 		{"control character in the name", func(f url.Values) { f.Set("name", "Led\x07gerly") }, "name-error", "control characters"},
+		{"a right-to-left override in the name", func(f url.Values) { f.Set("name", "Ledgerly \u202eyltneS") }, "name-error", "invisible formatting"},
+		{"a zero-width space in the name", func(f url.Values) { f.Set("name", "Led\u200bgerly") }, "name-error", "invisible formatting"},
+		{"a no-break space inside a redirect URI line", func(f url.Values) { f.Set("redirect_uris", "https://ledgerly.example/c\u00a0b") }, "redirect-uris-error", "plain ASCII"},
+		{"a look-alike host", func(f url.Values) { f.Set("redirect_uris", "https://ledg\u0435rly.example/cb") }, "redirect-uris-error", "plain ASCII"},
 		{"no app type", func(f url.Values) { f.Del("client_type") }, "client-type-error", "keep a secret"},
 		{"a business the developer does not administer", func(f url.Values) { f.Set("business_id", "b9") }, "business-error", "businesses you administer"},
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -54,6 +55,13 @@ func ValidateRedirectURI(raw string, rules RedirectURIRules) error {
 	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return bad("must not contain spaces or control characters")
 	}
+	// A URI is ASCII (RFC 3986 §2). Anything else is either invisible
+	// (a no-break space, a line separator pasted into the form) or a
+	// look-alike host (a Cyrillic "а" in "exаmple.com") that the consent
+	// and portal pages would show as the genuine one.
+	if strings.ContainsFunc(raw, func(r rune) bool { return r > 0x7e }) {
+		return bad("must be plain ASCII: percent-encode other characters, and write an international domain name in its xn-- form")
+	}
 	if strings.Contains(raw, "#") {
 		return bad("must not have a fragment")
 	}
@@ -66,6 +74,11 @@ func ValidateRedirectURI(raw string, rules RedirectURIRules) error {
 	}
 	if u.User != nil {
 		return bad("must not contain a user name or password")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return bad("has an invalid port: want 1 to 65535")
+		}
 	}
 	switch u.Scheme {
 	case "https":

@@ -49,6 +49,17 @@ func TestValidateRedirectURI(t *testing.T) {
 		{"RFC 8252 §7.1: private-use scheme without a dot", "myapp:/cb", native, "reverse-domain"},
 		{"javascript scheme", "javascript:alert(1)", native, "reverse-domain"},
 		{"data scheme", "data:text/html,hi", native, "reverse-domain"},
+		{"a no-break space inside the line", "https://app.example/c\u00a0b", web, "ASCII"},
+		{"a line separator pasted inside the line", "https://app.example/cb\u2028https://b.example/cb", web, "ASCII"},
+		{"a look-alike host (Cyrillic а)", "https://ex\u0430mple.com/cb", web, "ASCII"},
+		{"the same host in its xn-- form", "https://xn--exmple-4nf.com/cb", web, ""},
+		{"a port out of range", "https://app.example:99999/cb", web, "port"},
+		{"port zero", "http://127.0.0.1:0/cb", web, "port"},
+		{"loopback-looking name under another domain", "http://127.0.0.1.nip.io/cb", web, "https"},
+		{"a trailing dot on localhost", "http://localhost./cb", web, "https"},
+		{"a percent-encoded dot in a loopback host", "http://127.0.0.1%2eevil.example/cb", web, "absolute"},
+		{"a backslash before userinfo", "https://app.example\\@evil.example/cb", web, "absolute"},
+		{"http in capitals on another host", "HTTP://app.example/cb", web, "https"},
 		{"over-long", "https://app.example/" + strings.Repeat("a", MaxRedirectURILength), web, "longer"},
 	}
 	for _, tt := range tests {
