@@ -41,7 +41,8 @@ func (e *RedirectURIError) Error() string {
 }
 
 // ValidateRedirectURI enforces RFC 6749 §3.1.2, RFC 9700 §2.1 and §4.1.3
-// and RFC 8252 §7 on one redirect URI: absolute; no fragment; no userinfo;
+// and RFC 8252 §7 on one redirect URI: plain ASCII (RFC 3986 §2); absolute;
+// no fragment; no userinfo; a port, if any, within 1-65535;
 // no wildcard (the URI is compared by exact string match, and a "*" is a
 // sign its author expects otherwise); https, except http on loopback
 // (127.0.0.1, [::1], localhost, any port, RFC 8252 §7.3) or on a host rules
