@@ -218,9 +218,9 @@ func (s *Server) serveDeveloper(w http.ResponseWriter, r *http.Request, rest str
 		id, action, _ := strings.Cut(strings.TrimPrefix(rest, "/apps/"), "/")
 		switch action {
 		case "":
-			route("GET, POST", func() { dp.withApp(id, dp.show) }, func() { dp.withApp(id, dp.edit) })
+			route("GET, POST", func() { dp.withApp(id, dp.show) }, func() { dp.withApp(id, dp.ownerOnly(dp.edit)) })
 		case "secret":
-			route("POST", nil, func() { dp.withApp(id, dp.rotate) })
+			route("POST", nil, func() { dp.withApp(id, dp.ownerOnly(dp.rotate)) })
 		case "delete":
 			route("GET, POST", func() { dp.withApp(id, dp.confirmDelete) }, func() { dp.withApp(id, dp.delete) })
 		case "first-party":
@@ -386,6 +386,24 @@ func (dp *developerPage) withApp(id string, f func(*tokenstore.Client)) {
 		return
 	}
 	f(c)
+}
+
+// ownerOnly lets only the app's developer call f. A platform admin sees
+// every app, marks one first-party and may delete one (a takedown reveals
+// nothing and redirects nothing), but neither rotates another developer's
+// secret (the new one would be shown to the admin, who could then act as
+// the app) nor edits its redirect URIs (which would send its users'
+// authorization codes elsewhere). The operator's apps change on the admin
+// API.
+func (dp *developerPage) ownerOnly(f func(*tokenstore.Client)) func(*tokenstore.Client) {
+	return func(c *tokenstore.Client) {
+		if c.OwnerID != dp.acct.ID {
+			dp.s.renderPortalError(dp.w, &pageError{Status: http.StatusForbidden, Title: "Request refused",
+				Message: "Only the app's developer can change its settings or its secret.", Code: oautherr.AccessDenied.Code})
+			return
+		}
+		f(c)
+	}
 }
 
 // scopeChoices are the scopes the form offers: the third-party set, or for
@@ -647,7 +665,10 @@ func (dp *developerPage) editForm(c *tokenstore.Client) *appForm {
 func (dp *developerPage) show(c *tokenstore.Client) {
 	v := dp.view()
 	a := dp.appView(c, map[string]string{})
-	v.App, v.Form = &a, dp.editForm(c)
+	v.App = &a
+	if a.Mine {
+		v.Form = dp.editForm(c)
+	}
 	switch dp.r.URL.Query().Get("notice") {
 	case "saved":
 		v.Notice = "Your changes were saved."

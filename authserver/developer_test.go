@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -457,9 +458,9 @@ func TestPortalOwnership(t *testing.T) {
 			t.Errorf("%s %s by another developer: %d", tt.method, tt.path, resp.Code)
 		}
 	}
-	c, err := p.s.store.GetClient(context.Background(), id)
-	if err != nil || c.Name != "Ledgerly" || c.FirstParty || len(c.RedirectURIs) != 2 {
-		t.Fatalf("another developer changed the app: %+v %v", c, err)
+	before, err := p.s.store.GetClient(context.Background(), id)
+	if err != nil || before.Name != "Ledgerly" || before.FirstParty || len(before.RedirectURIs) != 2 {
+		t.Fatalf("another developer changed the app: %+v %v", before, err)
 	}
 
 	// A self-registered app (RFC 7591) is shown to the platform admin as
@@ -488,6 +489,26 @@ func TestPortalOwnership(t *testing.T) {
 	}
 	if strings.Contains(dev.get("/oauth/developer").Body.String(), "Self Registered") {
 		t.Fatal("a developer sees the other apps")
+	}
+	// The platform admin sees the app but neither rotates its secret
+	// (the new one would be theirs to read) nor edits its redirect URIs.
+	page := root.get(app).Body.String()
+	if !strings.Contains(page, "Ledgerly") || strings.Contains(page, app+"/secret") || strings.Contains(page, `name="redirect_uris"`) {
+		t.Fatal("the platform admin's view of another developer's app offers rotate or edit")
+	}
+	for _, tt := range []struct {
+		path string
+		form url.Values
+	}{
+		{app + "/secret", url.Values{"csrf_token": {root.csrf()}}},
+		{app, url.Values{"csrf_token": {root.csrf()}, "name": {"Ledgerly"}, "redirect_uris": {"https://admin.example/cb"}}},
+	} {
+		if resp := root.post(tt.path, tt.form); resp.Code != http.StatusForbidden || strings.Contains(resp.Body.String(), "ysk_") {
+			t.Errorf("POST %s by a platform admin: %d", tt.path, resp.Code)
+		}
+	}
+	if c, _ := p.s.store.GetClient(context.Background(), id); !bytes.Equal(c.SecretHash, before.SecretHash) || len(c.RedirectURIs) != 2 {
+		t.Fatal("the platform admin changed the secret or the redirect URIs")
 	}
 	resp := root.post(app+"/first-party", url.Values{"csrf_token": {root.csrf()}, "first_party": {"on"}})
 	if resp.Code != http.StatusSeeOther {
