@@ -138,9 +138,11 @@ func (s *Server) showAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.CSRF = csrfToken(secret, csrfAccount, acct.binding)
-	if id := r.URL.Query().Get("disconnected"); id != "" {
-		// Named from the registry, never from the link, so a crafted
-		// link cannot put words on the page.
+	if id := r.URL.Query().Get("disconnected"); id != "" && s.wasConnected(r.Context(), acct.ID, id) {
+		// Named from the registry, never from the link, and only for an
+		// app this user has a revoked grant of: a crafted link can put
+		// neither its own words nor any registered app's name (an app
+		// name chosen to read "Your account was suspended…") on the page.
 		if c, err := s.tokens.Client(r.Context(), id); err == nil {
 			v.Disconnected = c.Name
 		}
@@ -222,6 +224,15 @@ func (s *Server) accountView(ctx context.Context, acct *account) (*accountView, 
 		return cmpFold(x.BusinessName, y.BusinessName, x.BusinessID, y.BusinessID)
 	})
 	return v, nil
+}
+
+// wasConnected reports whether userID has a revoked grant of clientID: the
+// condition for the page's "… was disconnected" notice.
+func (s *Server) wasConnected(ctx context.Context, userID, clientID string) bool {
+	gs, err := s.store.ListGrants(ctx, clientID, userID)
+	return err == nil && slices.ContainsFunc(gs, func(g *tokenstore.Grant) bool {
+		return g.UserID == userID && g.ClientID == clientID && !g.RevokedAt.IsZero()
+	})
 }
 
 // cmpFold orders by a, case-insensitively, then by b.

@@ -274,6 +274,12 @@ func TestDisconnectRejections(t *testing.T) {
 		if strings.Contains(resp.Body.String(), "hacked") || strings.Contains(resp.Body.String(), "was disconnected") {
 			t.Fatal("the page repeats the link's words")
 		}
+		// A registered app the user never disconnected (its name could be
+		// any words a developer chose) is not announced either.
+		resp = r.page("?disconnected=multi", true)
+		if strings.Contains(resp.Body.String(), "Multi") || strings.Contains(resp.Body.String(), "was disconnected") {
+			t.Fatal("the page announces an app the user never disconnected")
+		}
 	})
 }
 
