@@ -152,6 +152,17 @@ func (c *cappedRecorder) FlushError() error {
 // unheld, and nothing is linked.
 func (p *Protect) create(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d gateway.Decision) error {
 	cr := p.creations
+	// A client declared in the configuration owns what the configuration
+	// says: refused before the upstream creates what it could not own.
+	if rt := p.app.acquire(r.Context()); rt != nil {
+		static := rt.tokens.StaticClient(d.Claims.ClientID)
+		rt.release()
+		if static {
+			cr.links.refused.Inc()
+			return p.creationError(w, oautherr.AccessDenied.WithDescription(
+				"a client declared in the configuration cannot own businesses created through the gateway; declare them with the client"), "", "")
+		}
+	}
 	var buf bytes.Buffer
 	rec := &cappedRecorder{ResponseRecorder: caddyhttp.NewResponseRecorder(w, &buf, func(status int, _ http.Header) bool {
 		return status >= 200 && status <= 299
@@ -195,8 +206,12 @@ func (p *Protect) create(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		cr.links.refused.Inc()
 		p.logger.Warn("a business created upstream was not linked: it exists already, another client owns it, or the client is gone",
 			zap.String("route", pattern), zap.String("client_id", client), zap.String("business_id", id), zap.Error(err))
+		why := "it exists already or belongs to another client"
+		if errors.Is(err, tokenstore.ErrNotFound) {
+			why = "this client no longer exists"
+		}
 		return p.creationError(w, oautherr.BusinessNotLinked.WithDescription(fmt.Sprintf(
-			"the upstream created business %s, but it exists already or belongs to another client, so it was not linked to this client", id)), id, "refused")
+			"the upstream created business %s, but %s, so it was not linked to this client", id, why)), id, "refused")
 	}
 	cr.links.failed.Inc()
 	// Logged with the call that completes the link, in case the process

@@ -308,11 +308,18 @@ func TestCreateCompanyAnswers(t *testing.T) {
 		t.Fatalf("/fails: %d %v", code, body)
 	}
 
+	// A client of the configuration is refused before the upstream creates.
+	static := registeredClient{ClientID: "static-app", ClientSecret: "static-app-secret"}
+	sa := yuvoApp{registeredClient: static, token: yuvoToken(t, n, static)}
+	if code, body, _ := post(sa, "/nested"); code != 403 || body["error"] != "access_denied" || !strings.Contains(body["error_description"].(string), "declared in the configuration") {
+		t.Fatalf("a static client creating: %d %v", code, body)
+	}
+
 	n.adminJSON("GET", "/oauthgate/clients/"+app.ClientID, nil, &c)
 	if !slices.Equal(c.Businesses, []string{"cmp_fixed", "cmp_located", "cmp_nested"}) {
 		t.Errorf("the app owns %v", c.Businesses)
 	}
-	for result, want := range map[string]string{"linked": "3", "already_linked": "1", "refused": "2", "no_id": "2", "upstream_refused": "1", "failed": "0"} {
+	for result, want := range map[string]string{"linked": "3", "already_linked": "1", "refused": "3", "no_id": "2", "upstream_refused": "1", "failed": "0"} {
 		if got := linkCount(t, n, result); got != want {
 			t.Errorf("business_links_total{result=%q} = %s, want %s", result, got, want)
 		}
