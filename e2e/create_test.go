@@ -364,3 +364,47 @@ func TestCreateCompanyUserTokens(t *testing.T) {
 		t.Errorf("links made: %s, want 0", got)
 	}
 }
+
+// TestCreateCompanyAbandonedLink: a node stopped while a link waits for the
+// database says, at error level, which link to complete and how; the
+// operator's admin-API call completes it, and replaying it changes nothing.
+func TestCreateCompanyAbandonedLink(t *testing.T) {
+	pg := startPostgres(t)
+	dsn := pg.CreateDB("oauthgate")
+	opts := nodeOptions{Caddyfile: "examples/yuvo/Caddyfile", Port: freePort(t),
+		Env: []string{"OAUTHGATE_STORE=postgres {env.OAUTHGATE_DSN}", "OAUTHGATE_DSN=" + dsn}}
+	n := startNode(t, opts)
+	app := newYuvoApp(t, n, "HR Push")
+	refusedFor(t, n, app, "cmp_warm") // the app is cached
+
+	pg.Stop()
+	code, body, _ := do(t, "POST", n.URL+"/companies", app.auth("Content-Type", "application/json"), `{}`)
+	id, _ := body["business_id"].(string)
+	if code != 503 || body["link"] != "pending" || id == "" {
+		t.Fatalf("creation with the store down: %d %v", code, body)
+	}
+	n.Stop()
+	logs := n.Logs()
+	var abandoned string
+	for line := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(line, "pending link was not completed") {
+			abandoned = line
+		}
+	}
+	if !strings.Contains(abandoned, `"level":"error"`) || !strings.Contains(abandoned, id) || !strings.Contains(abandoned, app.ClientID) ||
+		!strings.Contains(abandoned, "POST /oauthgate/clients/"+app.ClientID+"/businesses") {
+		t.Fatalf("no error log naming the link to complete:\n%s", logs)
+	}
+
+	pg.Start()
+	n = startNode(t, opts)
+	refusedFor(t, n, app, id)
+	for range 2 { // idempotent: the second call changes nothing
+		var c registeredClient
+		if code := n.adminJSON("POST", "/oauthgate/clients/"+app.ClientID+"/businesses", map[string]any{"business_id": id}, &c); code != 200 ||
+			!slices.Equal(c.Businesses, []string{id}) {
+			t.Fatalf("completing the link: %d %v", code, c.Businesses)
+		}
+	}
+	useCompany(t, n, app, id)
+}
