@@ -431,3 +431,26 @@ func TestOpaqueCarriesClaims(t *testing.T) {
 		t.Errorf("opaque token for an unknown resource: %v", err)
 	}
 }
+
+// TestOpaqueHitAllocations: a cached opaque token is verified without an
+// allocation or a store read, as a cached JWT is.
+func TestOpaqueHitAllocations(t *testing.T) {
+	st := &opaqueStore{Store: openStore(t)}
+	s := newService(t, st, opaqueConfig(Config{}))
+	raw := mint(t, s, Access{})
+	if _, err := s.Verify(raw); err != nil {
+		t.Fatal(err)
+	}
+	s.cache.wait()
+	reads := st.reads.Load()
+	if allocs := testing.AllocsPerRun(100, func() {
+		if _, err := s.Verify(raw); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs != 0 {
+		t.Errorf("%v allocations per cached Verify", allocs)
+	}
+	if n := st.reads.Load() - reads; n != 0 {
+		t.Errorf("%d store reads on cache hits", n)
+	}
+}
