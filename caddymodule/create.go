@@ -163,6 +163,8 @@ func (p *Protect) create(w http.ResponseWriter, r *http.Request, next caddyhttp.
 				"a client declared in the configuration cannot own businesses created through the gateway; declare them with the client"), "", "")
 		}
 	}
+	// The id is read from the answer as sent: ask for it uncompressed.
+	r.Header.Del("Accept-Encoding")
 	var buf bytes.Buffer
 	rec := &cappedRecorder{ResponseRecorder: caddyhttp.NewResponseRecorder(w, &buf, func(status int, _ http.Header) bool {
 		return status >= 200 && status <= 299

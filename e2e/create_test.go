@@ -289,6 +289,10 @@ func TestCreateCompanyAnswers(t *testing.T) {
 	if code, body, _ := post(app, "/nested"); code != 200 || !owns(app, "cmp_nested") {
 		t.Fatalf("/nested: %d %v", code, body)
 	}
+	// An upstream that compresses when asked is asked for the plain answer.
+	if code, body, _ := do(t, "POST", n.URL+"/gzipped", app.auth("Accept-Encoding", "gzip"), `{}`); code != 201 || !owns(app, "cmp_gzipped") {
+		t.Fatalf("/gzipped: %d %v", code, body)
+	}
 	if code, _, hdr := post(app, "/located"); code != 201 || hdr.Get("Location") == "" || !owns(app, "cmp_located") {
 		t.Fatalf("/located: %d %v", code, hdr)
 	}
@@ -316,10 +320,10 @@ func TestCreateCompanyAnswers(t *testing.T) {
 	}
 
 	n.adminJSON("GET", "/oauthgate/clients/"+app.ClientID, nil, &c)
-	if !slices.Equal(c.Businesses, []string{"cmp_fixed", "cmp_located", "cmp_nested"}) {
+	if !slices.Equal(c.Businesses, []string{"cmp_fixed", "cmp_gzipped", "cmp_located", "cmp_nested"}) {
 		t.Errorf("the app owns %v", c.Businesses)
 	}
-	for result, want := range map[string]string{"linked": "3", "already_linked": "1", "refused": "3", "no_id": "2", "upstream_refused": "1", "failed": "0"} {
+	for result, want := range map[string]string{"linked": "4", "already_linked": "1", "refused": "3", "no_id": "2", "upstream_refused": "1", "failed": "0"} {
 		if got := linkCount(t, n, result); got != want {
 			t.Errorf("business_links_total{result=%q} = %s, want %s", result, got, want)
 		}
