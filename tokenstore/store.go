@@ -4,8 +4,9 @@
 //
 // One SQL implementation serves two engines: SQLite (modernc.org/sqlite, the
 // embedded single-node default) and PostgreSQL (pgx, for clusters). Secrets
-// never reach the store in the clear: codes, refresh tokens and client
-// secrets are stored as SHA-256 hashes of high-entropy random strings.
+// never reach the store in the clear: codes, refresh tokens, opaque access
+// tokens and client secrets are stored as SHA-256 hashes of high-entropy
+// random strings.
 //
 // The store also keeps a change feed (see Feed) so that every node of a
 // cluster can invalidate its in-memory caches when another node revokes a
