@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -230,6 +231,9 @@ func (p *Protect) Provision(ctx caddy.Context) error {
 		return err
 	}
 	cfg.Audiences = p.audiences()
+	if u, err := url.Parse(p.resource.id); err == nil {
+		cfg.DPoPOrigin = u.Scheme + "://" + u.Host // proofs may name the resource's public origin
+	}
 	if err := p.provisionCreation(&cfg); err != nil {
 		return err
 	}

@@ -225,6 +225,10 @@ type Target struct {
 	// (decoded, as url.URL.Path) of the request URL (htu, §4.3: without
 	// query and fragment, compared after syntax-based normalisation).
 	Scheme, Host, Path string
+	// OriginScheme and OriginHost, when set, are another origin the
+	// request is known by and that htu may name instead: the public origin
+	// of a resource behind a proxy that terminates TLS or rewrites Host.
+	OriginScheme, OriginHost string
 	// AccessToken is the token sent with the proof, whose hash the proof's
 	// ath must be; empty at the token endpoint, where the proof has none.
 	AccessToken string
@@ -293,7 +297,7 @@ func (c *Checker) Check(proof string, t Target) (Result, error) {
 	if p.Htm != t.Method {
 		return Result{}, FailMethod
 	}
-	if !htuMatches(p.Htu, t.Scheme, t.Host, t.Path) {
+	if !htuMatches(p.Htu, t) {
 		return Result{}, FailURL
 	}
 	now := c.now()

@@ -393,15 +393,24 @@ func TestHTUNormalised(t *testing.T) {
 		{"/api/v1/invoices", false},
 		{"mailto:a@b", false},
 	} {
-		if got := htuMatches(tc.htu, "https", "api.example.com", "/api/v1/invoices"); got != tc.want {
+		if got := htuMatches(tc.htu, Target{Scheme: "https", Host: "api.example.com", Path: "/api/v1/invoices"}); got != tc.want {
 			t.Errorf("%q: %v, want %v", tc.htu, got, tc.want)
 		}
 	}
-	if !htuMatches("http://127.0.0.1:8080/", "http", "127.0.0.1:8080", "") {
+	if !htuMatches("http://127.0.0.1:8080/", Target{Scheme: "http", Host: "127.0.0.1:8080"}) {
 		t.Error("empty request path is /")
 	}
-	if !htuMatches("http://[::1]/x", "http", "[::1]:80", "/x") {
+	if !htuMatches("http://[::1]/x", Target{Scheme: "http", Host: "[::1]:80", Path: "/x"}) {
 		t.Error("IPv6 host with default port")
+	}
+	// Behind a proxy that terminates TLS: the request arrives as
+	// http://10.0.0.5:8080, the client named the public origin.
+	behind := Target{Scheme: "http", Host: "10.0.0.5:8080", Path: "/x", OriginScheme: "https", OriginHost: "api.example.com"}
+	if !htuMatches("https://api.example.com/x", behind) || !htuMatches("http://10.0.0.5:8080/x", behind) {
+		t.Error("the public origin or the request's own is accepted")
+	}
+	if htuMatches("https://evil.example.com/x", behind) || htuMatches("http://api.example.com/x", behind) {
+		t.Error("another origin is not")
 	}
 }
 

@@ -11,17 +11,15 @@ import (
 // empty path the same as "/", percent-encodings decoded, dot segments
 // removed; the htu's query and fragment are ignored. An htu with user
 // information never matches.
-func htuMatches(htu, scheme, host, path string) bool {
+func htuMatches(htu string, t Target) bool {
 	u, err := url.Parse(htu)
 	if err != nil || u.Opaque != "" || u.User != nil || u.Host == "" {
 		return false
 	}
-	if !strings.EqualFold(u.Scheme, scheme) {
+	if !sameOrigin(u, t.Scheme, t.Host) && (t.OriginHost == "" || !sameOrigin(u, t.OriginScheme, t.OriginHost)) {
 		return false
 	}
-	if !strings.EqualFold(stripDefaultPort(u.Host, scheme), stripDefaultPort(host, scheme)) {
-		return false
-	}
+	path := t.Path
 	p := u.Path
 	if strings.Contains(p, "/.") {
 		p = u.ResolveReference(&url.URL{}).Path
@@ -33,6 +31,13 @@ func htuMatches(htu, scheme, host, path string) bool {
 		path = "/"
 	}
 	return p == path
+}
+
+// sameOrigin compares u's scheme and host with scheme and host, without
+// regard to case or to a default port.
+func sameOrigin(u *url.URL, scheme, host string) bool {
+	return strings.EqualFold(u.Scheme, scheme) &&
+		strings.EqualFold(stripDefaultPort(u.Host, scheme), stripDefaultPort(host, scheme))
 }
 
 // stripDefaultPort drops ":443" from an https host and ":80" from an http

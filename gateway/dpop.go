@@ -44,6 +44,7 @@ func (g *Guard) checkProof(r *http.Request, raw string, scheme bearer.Scheme, cl
 		}
 		res, err = g.cfg.DPoP.Check(proof, dpop.Target{
 			Method: r.Method, Scheme: urlScheme, Host: r.Host, Path: r.URL.Path,
+			OriginScheme: g.originScheme, OriginHost: g.originHost,
 			AccessToken: raw, JKT: claims.JKT,
 		})
 	}

@@ -150,3 +150,28 @@ func TestDecideDPoPNoChecker(t *testing.T) {
 	}
 	_ = strings.TrimSpace
 }
+
+// TestDecideDPoPBehindProxy: behind a proxy that terminates TLS, the
+// request arrives as http://10.0.0.5:8080 while the client's proof names
+// the public origin; with DPoPOrigin set to it the proof passes, a proof
+// for any other origin does not.
+func TestDecideDPoPBehindProxy(t *testing.T) {
+	g, f, k, _ := dpopGuard(t, false)
+	g = New(Config{Policy: g.cfg.Policy, Tenancy: g.cfg.Tenancy, DPoP: g.cfg.DPoP, DPoPOrigin: "https://api.example.com"})
+	req := func(htu string) *http.Request {
+		r := dpopRequest("GET", "/invoices", "DPoP", boundToken, signed(t, k, dpoptest.Proof{URL: htu}))
+		r.Host = "10.0.0.5:8080"
+		return r
+	}
+	if d := g.Decide(req("https://api.example.com/invoices"), f); d.Verdict != Allow {
+		t.Fatalf("proof for the public origin: %+v", d)
+	}
+	if d := g.Decide(req("http://10.0.0.5:8080/invoices"), f); d.Verdict != Allow {
+		t.Fatalf("proof for the URL the request arrived at: %+v", d)
+	}
+	for _, htu := range []string{"https://evil.example.com/invoices", "http://api.example.com/invoices", "https://api.example.com/other"} {
+		if d := g.Decide(req(htu), f); d.Reason != BadProof {
+			t.Errorf("%s: %+v, want BadProof", htu, d)
+		}
+	}
+}

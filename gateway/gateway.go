@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/oauthgate/oauthgate/bearer"
 	"github.com/oauthgate/oauthgate/dpop"
@@ -53,6 +54,11 @@ type Config struct {
 	// DPoP checks the proofs of DPoP-bound tokens (RFC 9449 §7); nil
 	// refuses every bound token.
 	DPoP *dpop.Checker
+	// DPoPOrigin is the resource's public origin ("https://api.example.com"):
+	// a proof's htu may name it as well as the URL the request arrived at,
+	// for a gateway behind a proxy that terminates TLS or rewrites Host.
+	// Empty: only the request's own URL.
+	DPoPOrigin string
 	// Creating marks the routes that create businesses, indexed by the
 	// route's rule index (policies.Route.Index); shorter than the rules, or
 	// nil, means the rest create nothing.
@@ -62,10 +68,18 @@ type Config struct {
 // Guard decides requests. It is immutable and safe for concurrent use.
 type Guard struct {
 	cfg Config
+	// originScheme and originHost are DPoPOrigin's.
+	originScheme, originHost string
 }
 
 // New returns a Guard for cfg.
-func New(cfg Config) *Guard { return &Guard{cfg: cfg} }
+func New(cfg Config) *Guard {
+	g := &Guard{cfg: cfg}
+	if u, err := url.Parse(cfg.DPoPOrigin); err == nil && u.Host != "" {
+		g.originScheme, g.originHost = u.Scheme, u.Host
+	}
+	return g
+}
 
 // Verdict is the kind of a Decision. The zero value refuses.
 type Verdict int
