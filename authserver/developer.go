@@ -187,11 +187,11 @@ func (s *Server) serveDeveloper(w http.ResponseWriter, r *http.Request, rest str
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		if err := r.ParseForm(); err != nil {
-			s.renderPortalError(w, &pageError{Status: http.StatusBadRequest, Title: "Invalid request", Message: "The form could not be read.", Code: oautherr.InvalidRequest.Code})
+			dp.fail(&pageError{Status: http.StatusBadRequest, Title: "Invalid request", Message: "The form could not be read.", Code: oautherr.InvalidRequest.Code})
 			return true
 		}
 		if !s.checkCSRF(r, csrfDeveloper, acct.binding, r.PostForm.Get("csrf_token")) {
-			s.renderPortalError(w, &pageError{Status: http.StatusForbidden, Title: "Request refused",
+			dp.fail(&pageError{Status: http.StatusForbidden, Title: "Request refused",
 				Message: "This form was not sent from your developer portal, or your sign-in changed. Open the portal and try again.",
 				Code:    oautherr.AccessDenied.Code})
 			return true
@@ -205,7 +205,7 @@ func (s *Server) serveDeveloper(w http.ResponseWriter, r *http.Request, rest str
 			post()
 		default:
 			w.Header().Set("Allow", allowed)
-			s.renderPortalError(w, &pageError{Status: http.StatusMethodNotAllowed, Title: "Method not allowed",
+			dp.fail(&pageError{Status: http.StatusMethodNotAllowed, Title: "Method not allowed",
 				Message: "This page cannot be used that way.", Code: oautherr.InvalidRequest.Code})
 		}
 	}
@@ -257,6 +257,18 @@ func (s *Server) renderPortalError(w http.ResponseWriter, e *pageError) {
 	s.render(w, e.Status, "error", pageData{Title: e.Title, Error: e})
 }
 
+// fail shows a refusal or failure to the signed-in developer on the error
+// page, with the footer of every signed-in page (Sign out, the account
+// links) and a way back to their apps.
+func (dp *developerPage) fail(e *pageError) {
+	if e.Back == nil {
+		c := *e
+		c.Back, e = &navLink{Label: "Back to your apps", URL: dp.s.paths.developer}, &c
+	}
+	dp.s.render(dp.w, e.Status, "error", pageData{Title: e.Title, Error: e,
+		SignOut: dp.s.signOutFor(dp.w, dp.r, dp.acct), Nav: dp.s.accountNav(dp.acct, "")})
+}
+
 func (dp *developerPage) ctx() context.Context { return dp.r.Context() }
 
 // audit logs a change to an app: which, and by whom. Never a secret.
@@ -294,7 +306,7 @@ func (dp *developerPage) render(status int, title string, v *developerView) {
 
 func (dp *developerPage) storeFailure(op string, err error) {
 	e := dp.s.storeError(op, err)
-	dp.s.renderPortalError(dp.w, &pageError{Status: e.Status, Title: "Temporarily unavailable",
+	dp.fail(&pageError{Status: e.Status, Title: "Temporarily unavailable",
 		Message: "The developer portal cannot reach its data right now. Please try again in a moment.", Code: e.Code})
 }
 
@@ -375,14 +387,14 @@ func (dp *developerPage) withApp(id string, f func(*tokenstore.Client)) {
 	c, err := dp.s.store.GetClient(dp.ctx(), id)
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
-		dp.s.renderPortalError(dp.w, noSuchApp)
+		dp.fail(noSuchApp)
 		return
 	case err != nil:
 		dp.storeFailure("loading app", err)
 		return
 	}
 	if c.OwnerID != dp.acct.ID && !dp.platformAdmin() {
-		dp.s.renderPortalError(dp.w, noSuchApp)
+		dp.fail(noSuchApp)
 		return
 	}
 	f(c)
@@ -398,7 +410,7 @@ func (dp *developerPage) withApp(id string, f func(*tokenstore.Client)) {
 func (dp *developerPage) ownerOnly(f func(*tokenstore.Client)) func(*tokenstore.Client) {
 	return func(c *tokenstore.Client) {
 		if c.OwnerID != dp.acct.ID {
-			dp.s.renderPortalError(dp.w, &pageError{Status: http.StatusForbidden, Title: "Request refused",
+			dp.fail(&pageError{Status: http.StatusForbidden, Title: "Request refused",
 				Message: "Only the app's developer can change its settings or its secret.", Code: oautherr.AccessDenied.Code})
 			return
 		}
@@ -577,7 +589,7 @@ func (dp *developerPage) register() {
 	f := dp.r.PostForm
 	formID := f.Get("form_id")
 	if !validFormID(formID) {
-		dp.s.renderPortalError(dp.w, &pageError{Status: http.StatusBadRequest, Title: "Invalid request",
+		dp.fail(&pageError{Status: http.StatusBadRequest, Title: "Invalid request",
 			Message: "This form is incomplete. Open the registration page again.", Code: oautherr.InvalidRequest.Code})
 		return
 	}
@@ -647,7 +659,7 @@ func (dp *developerPage) register() {
 func (dp *developerPage) alreadyRegistered(id string) {
 	c, err := dp.s.store.GetClient(dp.ctx(), id)
 	if err != nil || c.OwnerID != dp.acct.ID {
-		dp.s.renderPortalError(dp.w, &pageError{Status: http.StatusConflict, Title: "Already submitted",
+		dp.fail(&pageError{Status: http.StatusConflict, Title: "Already submitted",
 			Message: "This registration form was already used. Open the registration page again.", Code: oautherr.InvalidRequest.Code})
 		return
 	}
@@ -711,7 +723,7 @@ func (dp *developerPage) edit(c *tokenstore.Client) {
 
 func (dp *developerPage) updateFailure(err error) {
 	if errors.Is(err, tokenstore.ErrNotFound) {
-		dp.s.renderPortalError(dp.w, noSuchApp)
+		dp.fail(noSuchApp)
 		return
 	}
 	dp.storeFailure("updating app", err)
@@ -721,7 +733,7 @@ func (dp *developerPage) updateFailure(err error) {
 // Tokens already issued stay valid, as with the admin API.
 func (dp *developerPage) rotate(c *tokenstore.Client) {
 	if c.Public {
-		dp.s.renderPortalError(dp.w, &pageError{Status: http.StatusBadRequest, Title: "No secret to rotate",
+		dp.fail(&pageError{Status: http.StatusBadRequest, Title: "No secret to rotate",
 			Message: "A public app has no client secret.", Code: oautherr.InvalidRequest.Code})
 		return
 	}
@@ -772,7 +784,7 @@ func (dp *developerPage) delete(c *tokenstore.Client) {
 // skipped, tenancy from the user's current business) or third-party.
 func (dp *developerPage) setFirstParty(c *tokenstore.Client) {
 	if !dp.platformAdmin() {
-		dp.s.renderPortalError(dp.w, &pageError{Status: http.StatusForbidden, Title: "Request refused",
+		dp.fail(&pageError{Status: http.StatusForbidden, Title: "Request refused",
 			Message: "Only platform admins can mark an app first-party.", Code: oautherr.AccessDenied.Code})
 		return
 	}
@@ -783,7 +795,7 @@ func (dp *developerPage) setFirstParty(c *tokenstore.Client) {
 	case "off":
 		next.FirstParty = false
 	default:
-		dp.s.renderPortalError(dp.w, &pageError{Status: http.StatusBadRequest, Title: "Invalid request",
+		dp.fail(&pageError{Status: http.StatusBadRequest, Title: "Invalid request",
 			Message: "Choose first-party or third-party.", Code: oautherr.InvalidRequest.Code})
 		return
 	}

@@ -457,6 +457,11 @@ func TestPortalOwnership(t *testing.T) {
 		if resp.Code != http.StatusNotFound || strings.Contains(resp.Body.String(), "Ledgerly") {
 			t.Errorf("%s %s by another developer: %d", tt.method, tt.path, resp.Code)
 		}
+		// The refusal is a page of the signed-in portal: a way back to
+		// one's own apps, and the footer's Sign out.
+		if b := resp.Body.String(); !strings.Contains(b, `href="/oauth/developer">Back to your apps`) || !strings.Contains(b, `action="/oauth/sign-out"`) {
+			t.Errorf("%s %s by another developer: no way back or no Sign out:\n%s", tt.method, tt.path, b)
+		}
 	}
 	before, err := p.s.store.GetClient(context.Background(), id)
 	if err != nil || before.Name != "Ledgerly" || before.FirstParty || len(before.RedirectURIs) != 2 {
