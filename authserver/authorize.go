@@ -71,7 +71,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	case perr != nil:
 		s.renderError(w, perr)
 	case oerr != nil:
-		s.redirectError(w, req, oerr)
+		s.redirectErrorUnauthenticated(w, r, req, oerr)
 	default:
 		s.authorize(w, r, req)
 	}
@@ -243,14 +243,14 @@ func validS256Challenge(c string) bool {
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, req *authzRequest) {
 	acct, err := s.identity.signedIn(r)
 	if err != nil {
-		s.redirectError(w, req, s.identityError(err))
+		s.redirectErrorUnauthenticated(w, r, req, s.identityError(err))
 		return
 	}
 	force := req.hasPrompt("login") ||
 		(acct != nil && req.maxAge >= 0 && (acct.AuthTime.IsZero() || s.now().Sub(acct.AuthTime) > time.Duration(req.maxAge)*time.Second))
 	if acct == nil || force {
 		if req.hasPrompt("none") {
-			s.redirectError(w, req, oautherr.LoginRequired)
+			s.redirectErrorUnauthenticated(w, r, req, oautherr.LoginRequired)
 			return
 		}
 		s.observeAuthorization(outcomeSignIn)

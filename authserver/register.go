@@ -649,3 +649,28 @@ func (s *Server) dynamicallyRegistered(ctx context.Context, clientID string) boo
 	_, err := s.store.GetRegistration(ctx, clientID)
 	return !errors.Is(err, tokenstore.ErrNotFound)
 }
+
+// redirectErrorUnauthenticated answers an authorization request that
+// failed before anyone signed in. A self-registered client's redirect URI
+// is one nobody vouched for: anyone may register https://phish.example/
+// and send a link to <base>/authorize that fails at once (a bad scope, a
+// response_type it knows is refused, prompt=none with no session), which
+// would make the authorization server an open redirector for that
+// address. RFC 9700 §4.11.2: the server must authenticate the user before
+// redirecting, and should redirect automatically only to URIs it trusts.
+// So such an error is shown on a page, with its code for the developer;
+// errors after sign-in (a denied consent) are redirected as usual, and so
+// is every error of the operator's and the portal's clients.
+func (s *Server) redirectErrorUnauthenticated(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error) {
+	if req.client.FirstParty || !s.dynamicallyRegistered(r.Context(), req.client.ID) {
+		s.redirectError(w, req, e)
+		return
+	}
+	status := http.StatusBadRequest
+	if e.Status >= 500 {
+		status = e.Status
+	}
+	s.renderError(w, &pageError{Status: status, Title: "This request cannot be completed",
+		Message: "The app that sent you here registered itself and is not verified by " + s.cfg.Brand +
+			". Its request could not be accepted, so you were not sent back to it.", Code: e.Code})
+}

@@ -1,0 +1,59 @@
+package authserver
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// A self-registered client cannot turn /authorize into an open redirector
+// (RFC 9700 §4.11.2): a request that fails before anyone signs in is
+// answered on a page, not sent to its redirect URI. The operator's client
+// still gets the RFC 6749 §4.1.2.1 redirect; a signed-in user's denial of
+// the unverified app still goes back to it.
+func TestUnverifiedClientIsNoOpenRedirector(t *testing.T) {
+	r := regRig(t, RegistrationPolicy{RateLimit: -1})
+	const phish = "https://phish.example/landing"
+	resp := r.send(http.MethodPost, "/oauth/register", with(publicMetadata(), "redirect_uris", []string{phish}), "", "")
+	if resp.Code != http.StatusCreated {
+		t.Fatalf("register: %d %s", resp.Code, resp.Body)
+	}
+	self := resp.body["client_id"].(string)
+	authorize := func(client, redirect string, extra url.Values) string {
+		q := url.Values{"client_id": {client}, "redirect_uri": {redirect}, "response_type": {"code"},
+			"code_challenge": {rigChallenge}, "code_challenge_method": {"S256"}, "scope": {"read:invoices"}, "state": {"s"}}
+		for k, v := range extra {
+			q[k] = v
+		}
+		return "/oauth/authorize?" + q.Encode()
+	}
+	for _, tc := range []struct {
+		name  string
+		extra url.Values
+		code  string
+	}{
+		{"an implicit response type", url.Values{"response_type": {"token"}}, "unsupported_response_type"},
+		{"a scope it may not have", url.Values{"scope": {"admin:all"}}, "invalid_scope"},
+		{"a plain PKCE challenge", url.Values{"code_challenge_method": {"plain"}}, "invalid_request"},
+		{"prompt=none without a session", url.Values{"prompt": {"none"}}, "login_required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := r.get(authorize(self, phish, tc.extra))
+			if got.Code != http.StatusBadRequest || got.Header().Get("Location") != "" {
+				t.Fatalf("self-registered: %d Location %q, want a 400 page", got.Code, got.Header().Get("Location"))
+			}
+			if page := got.Body.String(); !strings.Contains(page, "registered itself") || !strings.Contains(page, tc.code) {
+				t.Fatalf("the page does not explain: %s", page)
+			}
+			op := r.get(authorize("app", rigRedirect, tc.extra))
+			if loc := op.Header().Get("Location"); !strings.HasPrefix(loc, rigRedirect+"?") || !strings.Contains(loc, "error="+tc.code) {
+				t.Fatalf("operator's client: %d Location %q, want the error redirect", op.Code, loc)
+			}
+		})
+	}
+	// A valid request still goes to sign-in.
+	if got := r.get(authorize(self, phish, nil)); got.Code != http.StatusSeeOther || strings.HasPrefix(got.Header().Get("Location"), phish) {
+		t.Fatalf("a valid request: %d %q", got.Code, got.Header().Get("Location"))
+	}
+}
