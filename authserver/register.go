@@ -362,6 +362,13 @@ func (s *Server) admit(md *clientMetadata) (ClientSpec, descriptive, *Error) {
 	if len(d.SoftwareID) > 200 || len(d.SoftwareVersion) > 200 {
 		return ClientSpec{}, d, errMetadata("software_id and software_version: at most 200 characters each")
 	}
+	// The name is shown on the consent and connected-apps pages: no
+	// control characters, nor the invisible ones (a right-to-left
+	// override, a zero-width space) with which it could pass for another
+	// app's, as the developer portal refuses them.
+	if strings.ContainsFunc(md.ClientName, invisibleInName) {
+		return ClientSpec{}, d, errMetadata("client_name must not contain control characters or invisible formatting characters")
+	}
 	name := strings.TrimSpace(md.ClientName)
 	if name == "" && len(md.RedirectURIs) > 0 {
 		// The consent page must name the app somehow: where it sends the
@@ -520,9 +527,16 @@ func (s *Server) manageClient(w http.ResponseWriter, r *http.Request, id string)
 	}
 	var d descriptive
 	_ = json.Unmarshal(reg.Metadata, &d)
+	// RFC 7592 §3: the client information response carries the
+	// registration access token (REQUIRED). Only its hash is stored, so
+	// the answer gives back the one the request presented and was
+	// checked against: the caller learns nothing it did not hold.
+	rat, _, _ := bearer.Token(r.Header)
 	switch r.Method {
 	case http.MethodGet:
-		writeJSON(w, http.StatusOK, s.clientInformation(c, d))
+		info := s.clientInformation(c, d)
+		info.RegistrationAccessToken = rat
+		writeJSON(w, http.StatusOK, info)
 	case http.MethodDelete:
 		if err := s.tokens.DeleteClient(r.Context(), id); err != nil {
 			writeError(w, s.storeError("deleting client", err))
@@ -532,7 +546,7 @@ func (s *Server) manageClient(w http.ResponseWriter, r *http.Request, id string)
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)
 	case http.MethodPut:
-		s.updateRegistration(w, r, c, reg)
+		s.updateRegistration(w, r, c, reg, rat)
 	}
 }
 
@@ -577,7 +591,7 @@ func (s *Server) registeredClient(r *http.Request, id string) (*tokenstore.Clien
 // value, under the same policy as a registration. Changing from a public
 // to a confidential client issues a secret (returned once); the other way
 // drops it. The registration access token stays the same.
-func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c *tokenstore.Client, reg *tokenstore.Registration) {
+func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c *tokenstore.Client, reg *tokenstore.Registration, rat string) {
 	md, members, e := readMetadata(w, r)
 	if e != nil {
 		writeError(w, e)
@@ -625,7 +639,7 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c *t
 	}
 	s.tokens.ForgetClient(c.ID)
 	info := s.clientInformation(next, desc)
-	info.ClientSecret = secret
+	info.ClientSecret, info.RegistrationAccessToken = secret, rat
 	writeJSON(w, http.StatusOK, info)
 }
 

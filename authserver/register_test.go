@@ -129,7 +129,10 @@ func TestRegisterLifecycle(t *testing.T) {
 
 	path := "/oauth/register/" + id
 	got := r.send(http.MethodGet, path, nil, rat, "")
-	if got.Code != http.StatusOK || got.body["client_id"] != id || got.body["registration_access_token"] != nil || got.body["client_uri"] != "https://agent.example" {
+	// RFC 7592 §3: registration_access_token and registration_client_uri
+	// are REQUIRED in the client information response.
+	if got.Code != http.StatusOK || got.body["client_id"] != id || got.body["registration_access_token"] != rat ||
+		got.body["registration_client_uri"] != uri || got.body["client_secret"] != nil || got.body["client_uri"] != "https://agent.example" {
 		t.Fatalf("read: %d %v", got.Code, got.body)
 	}
 
@@ -137,7 +140,8 @@ func TestRegisterLifecycle(t *testing.T) {
 	upd := with(publicMetadata(), "client_id", id, "client_name", "Agent 2", "token_endpoint_auth_method", "client_secret_post")
 	got = r.send(http.MethodPut, path, upd, rat, "")
 	secret, _ := got.body["client_secret"].(string)
-	if got.Code != http.StatusOK || got.body["client_name"] != "Agent 2" || secret == "" || got.body["client_secret_expires_at"] != float64(0) {
+	if got.Code != http.StatusOK || got.body["client_name"] != "Agent 2" || secret == "" || got.body["client_secret_expires_at"] != float64(0) ||
+		got.body["registration_access_token"] != rat {
 		t.Fatalf("update: %d %v", got.Code, got.body)
 	}
 	if c, _ := r.s.tokens.Client(context.Background(), id); c.Public || !tokens.SecretMatches(c.SecretHash, secret) || c.Name != "Agent 2" {
@@ -221,6 +225,9 @@ func TestRegisterRejections(t *testing.T) {
 		{"a confidential client where only public may register", publicOnly, conf, "", 400, "invalid_client_metadata"},
 		{"an id_token algorithm the server lacks", open, with(md, "id_token_signed_response_alg", "HS256"), "", 400, "invalid_client_metadata"},
 		{"a name too long", open, with(md, "client_name", strings.Repeat("n", 201)), "", 400, "invalid_client_metadata"},
+		{"a name with a right-to-left override", open, with(md, "client_name", "Acme \u202eppa"), "", 400, "invalid_client_metadata"},
+		{"a name with a zero-width space", open, with(md, "client_name", "Pay\u200bPal"), "", 400, "invalid_client_metadata"},
+		{"a name with a line break", open, with(md, "client_name", "Agent\nOfficial"), "", 400, "invalid_client_metadata"},
 		{"client_uri not a web URL", open, with(md, "client_uri", "javascript:alert(1)"), "", 400, "invalid_client_metadata"},
 		{"logo_uri with a fragment", open, with(md, "logo_uri", "https://a.example/logo.png#x"), "", 400, "invalid_client_metadata"},
 		{"too many contacts", open, with(md, "contacts", strings.Split(strings.Repeat("a@b.example ", 11)[:131], " ")), "", 400, "invalid_client_metadata"},
