@@ -334,7 +334,7 @@ type linkCounters struct {
 func newLinkMetrics(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
 	return promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "oauthgate", Subsystem: "gateway", Name: "business_links_total",
-		Help: "Creation routes: linked, already_linked (a replay), refused (exists or another client's), no_id (answer without a valid id), " +
+		Help: "Creation routes: linked, already_linked (a replay), refused (exists, another client's, or a client of the configuration), no_id (answer without a valid id), " +
 			"failed (store down; retried), completed (a retry linked it), abandoned (retry given up), upstream_refused (not 2xx, nothing linked).",
 	}, []string{"result"}), nil)
 }
