@@ -30,9 +30,9 @@ import (
 // CanonicalResource checks a resource identifier (RFC 8707 §2: an absolute
 // URI without a fragment; oauthgate also wants http or https, a host, no
 // query and no user info, so that RFC 9728 can derive a metadata URL from
-// it) and returns its one spelling: scheme and host in lower case, an
-// empty path written "/" (as URL.href writes it, which is what JavaScript
-// clients send back).
+// it) and returns its one spelling: scheme and host in lower case, the
+// scheme's default port dropped, an empty path written "/" (as URL.href
+// writes it, which is what JavaScript clients send back).
 func CanonicalResource(s string) (string, error) {
 	u, err := url.Parse(s)
 	switch {
@@ -52,7 +52,10 @@ func CanonicalResource(s string) (string, error) {
 		return "", errResource("has a query")
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
-	u.Host = strings.ToLower(u.Host)
+	u.Host = strings.ToLower(strings.TrimSuffix(u.Host, ":"))
+	if p := u.Port(); (u.Scheme == "http" && p == "80") || (u.Scheme == "https" && p == "443") {
+		u.Host = u.Host[:len(u.Host)-len(p)-1]
+	}
 	if u.Path == "" {
 		u.Path = "/"
 	}

@@ -51,6 +51,15 @@ func TestCanonicalResource(t *testing.T) {
 		{"https://api.example.com/", "https://api.example.com/"},
 		{"HTTPS://API.Example.com/api/v1", "https://api.example.com/api/v1"},
 		{"http://localhost:8080/api/v1/", "http://localhost:8080/api/v1/"},
+		// The scheme's default port is dropped, as URL.href drops it: a
+		// JavaScript client sends https://api.example.com/crm back for a
+		// document naming https://api.example.com:443/crm.
+		{"https://api.example.com:443/crm", "https://api.example.com/crm"},
+		{"HTTP://API.example.com:80", "http://api.example.com/"},
+		{"http://[::1]:80/api", "http://[::1]/api"},
+		{"https://api.example.com:/crm", "https://api.example.com/crm"},
+		{"http://api.example.com:443/crm", "http://api.example.com:443/crm"},
+		{"https://api.example.com:8443/crm", "https://api.example.com:8443/crm"},
 	}
 	for _, tc := range ok {
 		got, err := CanonicalResource(tc.in)

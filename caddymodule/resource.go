@@ -24,7 +24,7 @@ import (
 // /api/v1, so the resource is http://localhost:8080/api/v1; for a map with
 // nothing in common (/companies*, /employees*) it is the origin,
 // http://localhost:8080/. Identifiers are kept in one canonical spelling:
-// scheme and host lower-case, an empty path written "/" (as URL.href
+// scheme and host lower-case, no default port, an empty path written "/" (as URL.href
 // writes it, which is what JavaScript clients send back).
 //
 // Its metadata document is at the URL RFC 9728 §3.1 derives from the
