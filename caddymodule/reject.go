@@ -52,7 +52,7 @@ func (p *Protect) reject(w http.ResponseWriter, r *http.Request, d gateway.Decis
 	bearer.SetHeaders(w.Header(), status, ch)
 	if rej == gateway.NoToken {
 		// No credential at all: both schemes are offered (§7.2).
-		w.Header().Add("WWW-Authenticate", bearer.Challenge{Realm: p.Realm, DPoP: true, Algs: p.dpopAlgs}.String())
+		w.Header().Add("WWW-Authenticate", bearer.Challenge{Realm: p.Realm, ResourceMetadata: p.resource.metadataURL, DPoP: true, Algs: p.dpopAlgs}.String())
 	}
 	if d.Nonce != "" {
 		w.Header().Set(dpop.NonceHeader, d.Nonce)

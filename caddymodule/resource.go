@@ -255,6 +255,10 @@ func serveResourceMetadata(w http.ResponseWriter, r *http.Request, res *resource
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=300")
+	// A browser-based client (an MCP inspector, a single-page app using
+	// oauth4webapi) reads it cross-origin, as it reads the RFC 8414
+	// document, which says the same.
+	h.Set("Access-Control-Allow-Origin", "*")
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
 		_, err := w.Write(res.doc)

@@ -116,6 +116,10 @@ func TestProtectResourceMetadata(t *testing.T) {
 		if reached || w.Code != 200 || w.Header().Get("Content-Type") != "application/json" {
 			t.Fatalf("%s: status %d, type %q, passed on %v", h.name, w.Code, w.Header().Get("Content-Type"), reached)
 		}
+		// Browser-based clients read it cross-origin, as the RFC 8414 document.
+		if got := w.Header().Get("Access-Control-Allow-Origin"); got != "*" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q, want *", h.name, got)
+		}
 		var md map[string]any
 		if err := json.Unmarshal(w.Body.Bytes(), &md); err != nil {
 			t.Fatal(err)
@@ -165,6 +169,12 @@ func TestProtectResourceMetadata(t *testing.T) {
 			ch := w.Header().Get("WWW-Authenticate")
 			if reached || w.Code != tc.status || !strings.Contains(ch, `resource_metadata="`+mdURL+`"`) {
 				t.Fatalf("status %d, challenge %q", w.Code, ch)
+			}
+			// Every challenge, the DPoP one offered beside Bearer too (RFC 9728 §5.1).
+			for _, c := range w.Header().Values("WWW-Authenticate") {
+				if !strings.Contains(c, `resource_metadata="`+mdURL+`"`) {
+					t.Errorf("challenge %q lacks resource_metadata", c)
+				}
 			}
 			for _, want := range tc.params {
 				if !strings.Contains(ch, want) {
