@@ -170,10 +170,15 @@ func (s *Server) serveDeveloper(w http.ResponseWriter, r *http.Request, rest str
 	}
 	if acct == nil {
 		// Sign in, then come back here (a form's data is not kept: the
-		// page is shown again).
+		// page is shown again). A POST-only address (rotate, first-party)
+		// comes back to its app's page, where its form is, rather than to
+		// a GET it refuses.
 		back := r.URL.Path
-		if r.Method == http.MethodGet && r.URL.RawQuery != "" {
+		switch {
+		case r.Method == http.MethodGet && r.URL.RawQuery != "":
 			back += "?" + r.URL.RawQuery
+		case r.Method == http.MethodPost && (strings.HasSuffix(rest, "/secret") || strings.HasSuffix(rest, "/first-party")):
+			back = back[:strings.LastIndexByte(back, '/')]
 		}
 		seeOther(w, s.identity.signInURL(back, false))
 		return true

@@ -395,6 +395,14 @@ func TestPortalRequestRules(t *testing.T) {
 	if resp := p.postForm("/oauth/developer/new", dev.registration(), ""); resp.Code != http.StatusSeeOther {
 		t.Fatalf("a signed-out POST: %d", resp.Code)
 	}
+	// A signed-out POST to an address that only takes POST comes back,
+	// after sign-in, to the app's page where its form is (not to a 405).
+	for _, path := range []string{app + "/secret", app + "/first-party"} {
+		resp := p.postForm(path, url.Values{}, "")
+		if loc := resp.location(t); resp.Code != http.StatusSeeOther || loc.Query().Get("return_to") != app {
+			t.Fatalf("signed-out POST %s: %d, back to %q", path, resp.Code, loc.Query().Get("return_to"))
+		}
+	}
 }
 
 func TestPortalReturnTarget(t *testing.T) {
