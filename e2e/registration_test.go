@@ -64,6 +64,11 @@ func TestRegistrationThroughCaddy(t *testing.T) {
 	if st != 429 || h.Get("Retry-After") == "" {
 		t.Fatalf("fourth from one address: %d %v %v", st, h, b)
 	}
+	// A client that sends its own X-Forwarded-For, which the proxy appends
+	// to, does not get a fresh address: the right-most untrusted one counts.
+	if st, _, b := register(iat, "203.0.113.77, 198.51.100.1", app); st != 429 {
+		t.Fatalf("a spoofed X-Forwarded-For escaped the limit: %d %v", st, b)
+	}
 	if st, _, b := register(iat, "198.51.100.2", with2(app, "scope", "admin:all")); st != 400 || b["error"] != "invalid_client_metadata" {
 		t.Fatalf("a scope outside third_party_scopes: %d %v", st, b)
 	}
