@@ -18,7 +18,8 @@ import (
 // tune the checks.
 type DPoPConfig struct {
 	// Algs are the accepted proof algorithms, asymmetric JWS algorithms
-	// only. Default ES256 ES384 EdDSA RS256 PS256.
+	// only (Ed25519 is RFC 9864's name for EdDSA with Ed25519). Default
+	// ES256 ES384 EdDSA Ed25519 RS256 PS256.
 	Algs []string `json:"algs,omitempty"`
 	// MaxAge is how old a proof's iat may be, which is also how long its
 	// jti is remembered. Default 60s.

@@ -80,7 +80,7 @@ func TestProtectDPoP(t *testing.T) {
 		if up != nil || w.Code != 401 || body.Error != tc.code {
 			t.Errorf("%s: %d %s, want 401 %s", tc.name, w.Code, w.Body, tc.code)
 		}
-		if !strings.HasPrefix(ch, `DPoP realm="oauthgate", error="`+tc.code+`"`) || !strings.Contains(ch, `algs="ES256 ES384 EdDSA RS256 PS256"`) {
+		if !strings.HasPrefix(ch, `DPoP realm="oauthgate", error="`+tc.code+`"`) || !strings.Contains(ch, `algs="ES256 ES384 EdDSA Ed25519 RS256 PS256"`) {
 			t.Errorf("%s: challenge %s", tc.name, ch)
 		}
 		if strings.Contains(w.Body.String(), tok) || strings.Contains(ch, tok) {

@@ -110,12 +110,14 @@ var Failures = []*Failure{
 }
 
 // DefaultAlgs are the proof algorithms accepted by default: asymmetric
-// only (RFC 9449 §4.2: never none, never a MAC).
-var DefaultAlgs = []string{"ES256", "ES384", "EdDSA", "RS256", "PS256"}
+// only (RFC 9449 §4.2: never none, never a MAC). Ed25519 is RFC 9864's
+// fully-specified name of EdDSA with Ed25519, which oauth4webapi signs
+// Ed25519 proofs with.
+var DefaultAlgs = []string{"ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"}
 
 // asymmetric is every algorithm a proof may ever use.
 var asymmetric = map[string]bool{
-	"ES256": true, "ES384": true, "ES512": true, "EdDSA": true,
+	"ES256": true, "ES384": true, "ES512": true, "EdDSA": true, "Ed25519": true,
 	"RS256": true, "RS384": true, "RS512": true, "PS256": true, "PS384": true, "PS512": true,
 }
 
@@ -169,7 +171,11 @@ func New(cfg Config) (*Checker, error) {
 		if !asymmetric[a] {
 			return nil, errors.New("dpop: algorithm " + a + " is not an asymmetric JWS algorithm")
 		}
-		v, err := jws.NewVerifier(jwa.SignatureAlgorithm(a))
+		ja := jwa.SignatureAlgorithm(a)
+		if a == "Ed25519" {
+			ja = jwa.EdDSA // the same signature; keyFits requires an Ed25519 key
+		}
+		v, err := jws.NewVerifier(ja)
 		if err != nil {
 			return nil, errors.New("dpop: algorithm " + a + ": " + err.Error())
 		}
@@ -429,7 +435,7 @@ func keyFits(key jwk.Key, alg string) bool {
 			map[string]int{"ES256": 32, "ES384": 48, "ES512": 66}[alg]
 		return crv != "" && k.Crv() == crv && len(k.X()) == size && len(k.Y()) == size
 	case jwk.OKPPublicKey:
-		return alg == "EdDSA" && k.Crv() == jwa.Ed25519 && len(k.X()) == ed25519.PublicKeySize
+		return (alg == "EdDSA" || alg == "Ed25519") && k.Crv() == jwa.Ed25519 && len(k.X()) == ed25519.PublicKeySize
 	case jwk.RSAPublicKey:
 		return (strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")) && len(k.N()) >= 256
 	}

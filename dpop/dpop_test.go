@@ -148,6 +148,26 @@ func TestCheckAccepts(t *testing.T) {
 	}
 }
 
+// TestCheckAcceptsEd25519Alg: RFC 9864's "Ed25519" alg (what oauth4webapi
+// puts in an Ed25519 proof) is EdDSA with an Ed25519 key; with any other
+// key it is refused.
+func TestCheckAcceptsEd25519Alg(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	must(t, err)
+	b64 := base64.RawURLEncoding.EncodeToString
+	k, _ := jwk.FromRaw(pub)
+	input := b64([]byte(`{"typ":"dpop+jwt","alg":"Ed25519","jwk":`+mustJSON(t, k)+`}`)) + "." + b64([]byte(mustJSON(t, claimsFor("ed"))))
+	proof := input + "." + b64(ed25519.Sign(priv, []byte(input)))
+	if _, err := checker(t, Config{}).Check(proof, target("")); err != nil {
+		t.Fatalf("Ed25519 proof: %v", err)
+	}
+	es := newSigner(t, jwa.ES256)
+	input = b64([]byte(`{"typ":"dpop+jwt","alg":"Ed25519","jwk":`+mustJSON(t, es.pub)+`}`)) + "." + b64([]byte(mustJSON(t, claimsFor("ed2"))))
+	if _, err := checker(t, Config{}).Check(input+"."+b64(ed25519.Sign(priv, []byte(input))), target("")); err != FailKey {
+		t.Fatalf("Ed25519 alg with a P-256 key: %v", err)
+	}
+}
+
 // TestCheckRejects is every rule of RFC 9449 §4.3 (and §7.1's key binding)
 // with a proof that breaks it and the refusal it gets.
 func TestCheckRejects(t *testing.T) {

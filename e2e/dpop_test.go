@@ -74,7 +74,7 @@ func TestDPoPNonces(t *testing.T) {
 	resp, body = do(apiReq(""))
 	ch := resp.Header.Get("WWW-Authenticate")
 	if resp.StatusCode != 401 || !strings.HasPrefix(ch, "DPoP ") || !strings.Contains(ch, `error="use_dpop_nonce"`) ||
-		!strings.Contains(ch, `algs="ES256 EdDSA"`) || resp.Header.Get("DPoP-Nonce") != nonce {
+		!strings.Contains(ch, `algs="ES256 EdDSA Ed25519"`) || resp.Header.Get("DPoP-Nonce") != nonce {
 		t.Fatalf("API call without the nonce: %d %s, challenge %q, DPoP-Nonce %q", resp.StatusCode, body, ch, resp.Header.Get("DPoP-Nonce"))
 	}
 	resp, body = do(apiReq(nonce))

@@ -153,3 +153,35 @@ test('oauth4webapi: code flow, refresh and a protected call with DPoP; forged pr
   const oidc = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
   assert.ok(oidc.dpop_signing_alg_values_supported.includes('ES256'));
 });
+
+// With server nonces on (e2e/testdata/dpop.Caddyfile, one secret), the
+// library's first token request is answered use_dpop_nonce with the
+// nonce; it retries with it, as RFC 9449 §8 expects, and the protected
+// call with the same nonce passes.
+test('oauth4webapi with server nonces: use_dpop_nonce, retry, protected call', async () => {
+  const nn = await startCaddy({ caddyfile: 'e2e/testdata/dpop.Caddyfile', env: { DPOP_NONCE_SECRET: 'node-test-nonce-secret' },
+    readyPath: '/.well-known/oauth-authorization-server' });
+  const registered = await createClient(nn, { name: 'Nonce service', grant_types: ['client_credentials'], scopes: ['read:invoices'] });
+  const as = await oauth.processDiscoveryResponse(new URL(nn.issuer),
+    await oauth.discoveryRequest(new URL(nn.issuer), { algorithm: 'oauth2', ...insecure }));
+  const client = { client_id: registered.client_id };
+  const auth = oauth.ClientSecretBasic(registered.client_secret);
+  const DPoP = oauth.DPoP(client, await oauth.generateKeyPair('EdDSA'));
+  const grant = async () => oauth.processClientCredentialsResponse(as, client,
+    await oauth.clientCredentialsGrantRequest(as, client, auth, new URLSearchParams({ scope: 'read:invoices' }), { DPoP, ...insecure }));
+  let tokens;
+  let nonceErrors = 0;
+  try {
+    tokens = await grant();
+  } catch (err) {
+    assert.ok(oauth.isDPoPNonceError(err), `the first attempt fails only for the nonce: ${err} ${err.error} ${err.error_description} ${JSON.stringify(err.cause)}`);
+    nonceErrors++;
+    tokens = await grant();
+  }
+  assert.equal(nonceErrors, 1, 'the server asked for its nonce once');
+  assert.equal(tokens.token_type, 'dpop');
+  const res = await oauth.protectedResourceRequest(tokens.access_token, 'GET', new URL(`${nn.issuer}/api/v1/invoices`),
+    new Headers(), null, { DPoP, ...insecure });
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), 'authorization=[] dpop=[]');
+});
