@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -148,10 +149,15 @@ func (s *Server) initThirdPartyScopes() error {
 		return ok || sc == "openid" || sc == "offline_access" || (len(s.scopes) == 0 && validScopeToken(sc))
 	}
 	for _, h := range s.cfg.AllowHTTPRedirectHosts {
-		if h == "" || strings.ContainsAny(h, "/*@?# ") {
+		host := strings.Trim(h, "[]")
+		// A colon is an IPv6 address's, never a port's: the rule is
+		// compared with the URI's host alone, so "staging:8080" would
+		// match nothing and silently allow nothing.
+		_, ipErr := netip.ParseAddr(host)
+		if host == "" || strings.ContainsAny(h, "/*@?#% \t") || (strings.Contains(host, ":") && ipErr != nil) {
 			return fmt.Errorf("allow_http_redirect %q: want a host name or IP address, without scheme or port", h)
 		}
-		s.httpHosts = append(s.httpHosts, strings.ToLower(strings.Trim(h, "[]")))
+		s.httpHosts = append(s.httpHosts, strings.ToLower(host))
 	}
 	if s.cfg.ThirdPartyScopes == nil {
 		for _, sc := range s.cfg.Scopes {

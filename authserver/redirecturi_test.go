@@ -167,7 +167,7 @@ func TestAllowHTTPRedirectHosts(t *testing.T) {
 	if err := ValidateRedirectURI("com.example.app:/cb", s.RedirectURIRules(true)); err != nil {
 		t.Errorf("a public client's rules refuse a private-use scheme: %v", err)
 	}
-	for _, h := range []string{"http://staging.example", "staging.example/cb", "*.example", ""} {
+	for _, h := range []string{"http://staging.example", "staging.example/cb", "*.example", "", "staging.example:8080", "[fd00::1]:8080", "[]", "a%2eb"} {
 		if _, err := New(Config{Issuer: testIssuer, AllowHTTPRedirectHosts: []string{h}}, nil, nil); err == nil {
 			t.Errorf("allow_http_redirect %q accepted", h)
 		}
