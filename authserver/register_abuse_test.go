@@ -1,7 +1,10 @@
 package authserver
 
 import (
+	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -55,5 +58,25 @@ func TestUnverifiedClientIsNoOpenRedirector(t *testing.T) {
 	// A valid request still goes to sign-in.
 	if got := r.get(authorize(self, phish, nil)); got.Code != http.StatusSeeOther || strings.HasPrefix(got.Header().Get("Location"), phish) {
 		t.Fatalf("a valid request: %d %q", got.Code, got.Header().Get("Location"))
+	}
+}
+
+// A body sent chunked (no Content-Length) is bounded as it is read, like
+// one that declares its length: 413, nothing stored.
+func TestRegisterChunkedBodyTooLarge(t *testing.T) {
+	r := regRig(t, RegistrationPolicy{RateLimit: -1})
+	body := io.MultiReader(strings.NewReader(`{"client_name": "`), strings.NewReader(strings.Repeat("x", 2*maxRegistrationBody)), strings.NewReader(`"}`))
+	req := httptest.NewRequest(http.MethodPost, "/oauth/register", body)
+	req.Header.Set("Content-Type", "application/json")
+	req.TransferEncoding = []string{"chunked"}
+	if req.ContentLength != -1 {
+		t.Fatalf("the request declares a length: %d", req.ContentLength)
+	}
+	resp := r.do(req)
+	if resp.Code != http.StatusRequestEntityTooLarge || resp.errorCode() != "invalid_client_metadata" {
+		t.Fatalf("got %d %s", resp.Code, resp.Body)
+	}
+	if cs, _ := r.s.store.ListClients(context.Background()); len(cs) != 0 {
+		t.Fatalf("stored %d clients", len(cs))
 	}
 }
