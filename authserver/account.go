@@ -98,6 +98,13 @@ func (s *Server) accountError(w http.ResponseWriter, e *pageError) {
 	s.render(w, e.Status, "error", pageData{Title: e.Title, Error: e})
 }
 
+// accountFail is accountError for a signed-in user: the page keeps the
+// footer of every signed-in page (Sign out, the account links).
+func (s *Server) accountFail(w http.ResponseWriter, r *http.Request, acct *account, e *pageError) {
+	s.render(w, e.Status, "error", pageData{Title: e.Title, Error: e,
+		SignOut: s.signOutFor(w, r, acct), Nav: s.accountNav(acct, "")})
+}
+
 // accountUnavailable is the page for a failure of the store or the
 // identity source, already logged by storeError or identityError.
 func (s *Server) accountUnavailable(e *Error) *pageError {
@@ -129,12 +136,12 @@ func (s *Server) showAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, err := s.csrfSecret(w, r)
 	if err != nil {
-		s.accountError(w, &pageError{Status: http.StatusInternalServerError, Title: "Something went wrong", Message: "Please try again.", Code: oautherr.ServerError.Code})
+		s.accountFail(w, r, acct, &pageError{Status: http.StatusInternalServerError, Title: "Something went wrong", Message: "Please try again.", Code: oautherr.ServerError.Code})
 		return
 	}
 	v, err := s.accountView(r.Context(), acct)
 	if err != nil {
-		s.accountError(w, s.accountUnavailable(s.storeError("listing connected apps", err)))
+		s.accountFail(w, r, acct, s.accountUnavailable(s.storeError("listing connected apps", err)))
 		return
 	}
 	v.CSRF = csrfToken(secret, csrfAccount, acct.binding)
@@ -338,7 +345,7 @@ func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.checkCSRF(r, csrfAccount, acct.binding, f.Get("csrf_token")) {
-		s.accountError(w, &pageError{Status: http.StatusForbidden, Title: "Request refused",
+		s.accountFail(w, r, acct, &pageError{Status: http.StatusForbidden, Title: "Request refused",
 			Message: "This form was not sent from your connected-apps page, or your sign-in changed. Nothing was disconnected.",
 			Code:    oautherr.AccessDenied.Code, Back: s.backToAccount()})
 		return
@@ -348,19 +355,19 @@ func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
 		Back: s.backToAccount()}
 	id := f.Get("grant_id")
 	if id == "" || len(f["grant_id"]) > 1 {
-		s.accountError(w, notConnected)
+		s.accountFail(w, r, acct, notConnected)
 		return
 	}
 	g, err := s.store.GetGrant(r.Context(), id)
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
-		s.accountError(w, notConnected)
+		s.accountFail(w, r, acct, notConnected)
 		return
 	case err != nil:
-		s.accountError(w, s.accountUnavailable(s.storeError("loading grant", err)))
+		s.accountFail(w, r, acct, s.accountUnavailable(s.storeError("loading grant", err)))
 		return
 	case g.UserID == "" || g.UserID != acct.ID:
-		s.accountError(w, notConnected)
+		s.accountFail(w, r, acct, notConnected)
 		return
 	}
 	// Every live grant of the app for the business, this one included
@@ -368,12 +375,12 @@ func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
 	// left to do, and the answer is the same).
 	gs, err := s.liveGrants(r.Context(), acct.ID, g.ClientID, g.BusinessID)
 	if err != nil {
-		s.accountError(w, s.accountUnavailable(s.storeError("listing grants", err)))
+		s.accountFail(w, r, acct, s.accountUnavailable(s.storeError("listing grants", err)))
 		return
 	}
 	for _, lg := range gs {
 		if err := s.tokens.RevokeGrant(r.Context(), lg.ID); err != nil {
-			s.accountError(w, s.accountUnavailable(s.storeError("disconnecting an app", err)))
+			s.accountFail(w, r, acct, s.accountUnavailable(s.storeError("disconnecting an app", err)))
 			return
 		}
 	}

@@ -255,6 +255,10 @@ func TestDisconnectRejections(t *testing.T) {
 				!strings.Contains(resp.Body.String(), `href="/oauth/account">Back to connected apps</a>`) {
 				t.Error("the error page has no way back to connected apps")
 			}
+			// A refusal to the signed-in user keeps the footer's Sign out.
+			if tc.status == http.StatusNotFound && !strings.Contains(resp.Body.String(), `action="/oauth/sign-out"`) {
+				t.Error("the error page to a signed-in user has no Sign out")
+			}
 			if !r.live(tc.grant) {
 				t.Fatalf("grant %s revoked", tc.grant)
 			}
