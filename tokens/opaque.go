@@ -34,6 +34,19 @@ const opaqueBodyLen = 43
 // maxPrefixLen bounds a token prefix; the guides' are 4 to 8 characters.
 const maxPrefixLen = 32
 
+// maxOpaqueLookups bounds the store reads of opaque tokens one node has in
+// flight, and opaqueLookupWait how long a cache miss waits for one of them.
+// Anyone can send well-formed random tokens, each a miss that reads the
+// store: unbounded, a flood of them would hold every connection of the
+// pool (10 on PostgreSQL, 4 on SQLite by default) and starve the token
+// endpoint and the change feed with it. Bounded, it costs the flood's own
+// misses, and a genuine token not yet cached waits its turn or, past the
+// wait, is a 503 (fail closed). Cached tokens never wait.
+const (
+	maxOpaqueLookups = 4
+	opaqueLookupWait = time.Second
+)
+
 // CheckPrefix reports whether p can start a token oauthgate generates
 // (opaque access tokens, refresh tokens): at most 32 letters, digits, '_'
 // or '-', so that the token stays one RFC 6750 b64token without a '.'
@@ -124,15 +137,44 @@ func (s *Service) verifyOpaque(raw string, now time.Time) (*Claims, error) {
 		return nil, fail(r)
 	}
 	v, err, _ := s.lookups.Do(raw, func() (any, error) {
+		if !s.acquireLookup() {
+			return nil, errLookupBusy
+		}
+		defer func() { <-s.lookupSlots }()
 		return s.store.GetAccessToken(s.life, HashSecret(raw))
 	})
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
 		return nil, fail(reasonUnknownToken)
+	case errors.Is(err, errLookupBusy):
+		return nil, fail(reasonLookupBusy)
 	case err != nil:
 		return nil, fail(reasonLookupFailed)
 	}
 	return s.checkClaims(v.(*tokenstore.AccessToken).Claims, now)
+}
+
+// errLookupBusy: every lookup slot stayed taken for opaqueLookupWait.
+var errLookupBusy = errors.New("opaque token lookups busy")
+
+// acquireLookup takes one of maxOpaqueLookups slots, waiting at most
+// opaqueLookupWait (or until the service stops).
+func (s *Service) acquireLookup() bool {
+	select {
+	case s.lookupSlots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(opaqueLookupWait)
+	defer t.Stop()
+	select {
+	case s.lookupSlots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-s.life.Done():
+		return false
+	}
 }
 
 // encodeAccess turns an access token's claims into the token: a JWS signed

@@ -454,3 +454,63 @@ func TestOpaqueHitAllocations(t *testing.T) {
 		t.Errorf("%d store reads on cache hits", n)
 	}
 }
+
+// TestOpaqueLookupsBounded: a flood of well-formed random tokens (each a
+// cache miss that reads the store) holds at most maxOpaqueLookups store
+// reads in flight; the misses beyond wait, then fail closed with 503's
+// ErrUnavailable, while a cached token is served throughout.
+func TestOpaqueLookupsBounded(t *testing.T) {
+	st := &opaqueStore{Store: openStore(t)}
+	m := testMetrics()
+	s := newService(t, st, opaqueConfig(Config{Metrics: m}))
+	cached := mint(t, s, Access{})
+	if _, err := s.Verify(cached); err != nil {
+		t.Fatal(err)
+	}
+	s.cache.wait()
+	st.reads.Store(0)
+	st.gate = make(chan struct{})
+	const flood = 3 * maxOpaqueLookups
+	errs := make(chan error, flood)
+	var wg sync.WaitGroup
+	for range flood {
+		raw, err := NewSecret(testAccessPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			_, err := s.Verify(raw)
+			errs <- err
+		})
+	}
+	eventually(t, 5*time.Second, "the first reads", func() bool { return st.reads.Load() >= maxOpaqueLookups })
+	time.Sleep(100 * time.Millisecond) // the others reach the lookup meanwhile
+	if n := st.reads.Load(); n != maxOpaqueLookups {
+		t.Errorf("%d store reads in flight for %d random tokens, want at most %d", n, flood, maxOpaqueLookups)
+	}
+	if _, err := s.Verify(cached); err != nil {
+		t.Errorf("a cached token during the flood: %v", err)
+	}
+	// The waiting misses give up after opaqueLookupWait.
+	for range flood - maxOpaqueLookups {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrUnavailable) || err.Error() != "token verification unavailable: token lookups busy" {
+				t.Errorf("a miss past the wait: %v, want ErrUnavailable (token lookups busy)", err)
+			}
+		case <-time.After(opaqueLookupWait + 5*time.Second):
+			t.Fatal("misses beyond the bound neither waited nor failed")
+		}
+	}
+	close(st.gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("a read miss: %v, want unknown token", err)
+		}
+	}
+	if got := value(m.VerifyFailures.WithLabelValues("token_lookups_busy")); got != flood-maxOpaqueLookups {
+		t.Errorf("token_lookups_busy = %v, want %d", got, flood-maxOpaqueLookups)
+	}
+}

@@ -117,6 +117,9 @@ type Service struct {
 	// lookups merges concurrent store reads of one opaque token (a
 	// client's burst of first requests) into one.
 	lookups singleflight.Group
+	// lookupSlots holds one token per opaque-token store read in flight
+	// (at most maxOpaqueLookups).
+	lookupSlots chan struct{}
 
 	// feedOK is the unix-nano time of the last successful read of the
 	// change feed; Verify compares it with MaxStaleness.
@@ -228,6 +231,8 @@ func New(ctx context.Context, store Store, cfg Config) (*Service, error) {
 		now:     cfg.Clock,
 		clients: clientCache{static: static},
 		done:    make(chan struct{}),
+
+		lookupSlots: make(chan struct{}, maxOpaqueLookups),
 	}
 	s.maxTTL.Store(int64(cfg.AccessTTL))
 	s.deny.Store(&denyList{})

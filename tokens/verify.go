@@ -51,6 +51,7 @@ const (
 	reasonWrongPrefix
 	reasonUnknownToken
 	reasonLookupFailed
+	reasonLookupBusy
 	numReasons
 )
 
@@ -96,6 +97,7 @@ var reasonErrors = func() [numReasons]*tokenError {
 		reasonWrongPrefix:    def(reasonWrongPrefix, ErrInvalidToken, "wrong prefix"),
 		reasonUnknownToken:   def(reasonUnknownToken, ErrInvalidToken, "unknown token"),
 		reasonLookupFailed:   def(reasonLookupFailed, ErrUnavailable, "token lookup failed"),
+		reasonLookupBusy:     def(reasonLookupBusy, ErrUnavailable, "token lookups busy"),
 	}
 }()
 
