@@ -534,6 +534,7 @@ func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		rejections json|handle_errors
 //		method_override delete|check
 //		resource <uri>
+//		default_audience accept|refuse
 //		<METHOD...> <path> [<scope...>]
 //		<METHOD...> <path> public
 //		<METHOD...> <path> [<scope...>] {
@@ -563,6 +564,8 @@ func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // Protect; their values are checked when the handler is provisioned.
 // `resource` names the protected resource (RFC 8707, RFC 9728); by default
 // the issuer's origin plus the route map's shared leading segments.
+// `default_audience refuse` accepts only tokens whose aud names that
+// resource, refusing those requested without one (default accept).
 //
 // A route line with a block marks a route whose requests create a business
 // (create.go): `creates json <member>` reads the new id from that member
@@ -611,7 +614,7 @@ func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			p.KeepAuthorization = true
-		case word == "realm", word == "rejections", word == "method_override", word == "resource":
+		case word == "realm", word == "rejections", word == "method_override", word == "resource", word == "default_audience":
 			v, err := oneArg(d)
 			if err != nil {
 				return err
@@ -625,6 +628,8 @@ func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				p.MethodOverride = v
 			case "resource":
 				p.Resource = v
+			case "default_audience":
+				p.DefaultAudience = v
 			}
 		case isMethodToken(word):
 			rc := RouteConfig{Methods: []string{word}}

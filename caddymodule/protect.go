@@ -108,6 +108,15 @@ type Protect struct {
 	// by the route map's prefix (see resource.go).
 	Resource string `json:"resource,omitempty"`
 
+	// DefaultAudience says whether a token requested without `resource`
+	// (whose aud is the app's audience, default the issuer) is accepted
+	// here: "accept" (default; every oauth_protect accepts it, as before
+	// resource indicators) or "refuse" (only tokens whose aud names this
+	// handler's resource pass; the rest get 401 invalid_token, as a token
+	// for another resource does). The MCP authorization spec requires
+	// refuse of an MCP server: it must accept only tokens issued for it.
+	DefaultAudience string `json:"default_audience,omitempty"`
+
 	app      *App
 	resource *resource
 	guard    *gateway.Guard
@@ -230,7 +239,9 @@ func (p *Protect) Provision(ctx caddy.Context) error {
 	if err := p.provisionResource(); err != nil {
 		return err
 	}
-	cfg.Audiences = p.audiences()
+	if cfg.Audiences, err = p.audiences(); err != nil {
+		return err
+	}
 	if u, err := url.Parse(p.resource.id); err == nil {
 		cfg.DPoPOrigin = u.Scheme + "://" + u.Host // proofs may name the resource's public origin
 	}

@@ -132,18 +132,25 @@ func (p *Protect) provisionResource() error {
 }
 
 // audiences are the token audiences the handler accepts: its resource,
-// and the audience of tokens requested without a resource (the app's
-// audience, default the issuer), which every handler accepts as before
-// resource indicators.
-func (p *Protect) audiences() []string {
+// and, unless DefaultAudience is refuse, the audience of tokens requested
+// without a resource (the app's audience, default the issuer), which
+// every handler accepts by default, as before resource indicators.
+func (p *Protect) audiences() ([]string, error) {
 	def := caddy.NewReplacer().ReplaceKnown(p.app.Audience, "")
 	if def == "" {
 		def = p.app.Issuer
 	}
-	if def == p.resource.id {
-		return []string{def}
+	switch p.DefaultAudience {
+	case "", "accept":
+	case "refuse":
+		return []string{p.resource.id}, nil
+	default:
+		return nil, fmt.Errorf("default_audience %q: want accept or refuse", p.DefaultAudience)
 	}
-	return []string{p.resource.id, def}
+	if def == p.resource.id {
+		return []string{def}, nil
+	}
+	return []string{p.resource.id, def}, nil
 }
 
 // routeScopes lists the scopes the route map names, in order of first use.

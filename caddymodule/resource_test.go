@@ -240,3 +240,41 @@ func TestSharedResource(t *testing.T) {
 		t.Errorf("identifier registered %d times", n)
 	}
 }
+
+// TestDefaultAudienceRefuse: `default_audience refuse` accepts only tokens
+// whose aud names the handler's resource (the MCP authorization spec's
+// "tokens specifically intended for themselves"); a token requested
+// without resource, which carries the default audience, is refused 401
+// invalid_token as a token for another resource is. By default it passes.
+func TestDefaultAudienceRefuse(t *testing.T) {
+	_, app := benchApp(t)
+	ctx := caddy.ActiveContext()
+	tok := benchTokens(t, app, 1)[0] // aud: the issuer, no resource asked for
+	for _, tc := range []struct {
+		setting string
+		status  int
+	}{{"", 200}, {"accept", 200}, {"refuse", 401}} {
+		p := &Protect{Routes: benchRoutes(), DefaultAudience: tc.setting}
+		if err := p.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest("GET", "/api/v1/accounting/invoices", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		r.Header.Set("X-Business-Id", "biz_bench")
+		w, reached := serve(t, p, r)
+		if tc.status == 200 {
+			if !reached {
+				t.Errorf("default_audience %q: refused %d %q", tc.setting, w.Code, w.Header().Get("WWW-Authenticate"))
+			}
+			continue
+		}
+		ch := w.Header().Get("WWW-Authenticate")
+		if reached || w.Code != tc.status || !strings.Contains(ch, `error="invalid_token"`) || !strings.Contains(ch, "another resource") {
+			t.Errorf("default_audience %q: status %d, challenge %q, passed on %v", tc.setting, w.Code, ch, reached)
+		}
+	}
+	p := &Protect{Routes: benchRoutes(), DefaultAudience: "sometimes"}
+	if err := p.Provision(ctx); err == nil || !strings.Contains(err.Error(), "default_audience") {
+		t.Errorf("default_audience sometimes: Provision = %v", err)
+	}
+}

@@ -155,6 +155,17 @@ func TestResourceIndicators(t *testing.T) {
 			t.Errorf("token without resource at %s: %d %s", u, r.StatusCode, b)
 		}
 	}
+	// ... but not by a block with default_audience refuse, which takes
+	// only tokens whose aud names its resource.
+	payroll := n.URL + "/api/payroll"
+	if r, b := gwDo(t, "GET", payroll+"/runs", plain); r.StatusCode != 401 || !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("token without resource at payroll: %d %s %q", r.StatusCode, b, r.Header.Get("WWW-Authenticate"))
+	}
+	if status, body := token(payroll); status != 200 {
+		t.Errorf("token for payroll: %d %v", status, body)
+	} else if r, b := gwDo(t, "GET", payroll+"/runs", body["access_token"].(string)); r.StatusCode != 200 || string(b) != "payroll: "+c.ClientID {
+		t.Errorf("payroll token at payroll: %d %s", r.StatusCode, b)
+	}
 
 	for _, bad := range []string{n.URL + "/api/hr", crm + "#x", "/api/crm", crm + "?q=1"} {
 		if status, body := token(bad); status != 400 || body["error"] != "invalid_target" {
