@@ -504,11 +504,13 @@ func TestSeedYionStackAuthorizationCode(t *testing.T) {
 		t.Errorf("refresh token lifetime: %d %v", st, intro)
 	}
 
-	// Refreshing tokens: JSON with the client's credentials.
+	// Refreshing tokens: JSON with the client's credentials; "Use the
+	// refresh token to get a new pair" (001, step 5).
 	st, tok = post("/api/v1/oauth/token", map[string]string{"grant_type": "refresh_token", "refresh_token": refresh,
 		"client_id": c.ClientID, "client_secret": c.ClientSecret})
-	if st != 200 || tok["access_token"] == nil || tok["expires_in"] != float64(3600) {
-		t.Fatalf("refresh: %d %v", st, tok)
+	if st != 200 || tok["access_token"] == nil || tok["access_token"] == access || tok["expires_in"] != float64(3600) ||
+		tok["refresh_token"] == nil || tok["refresh_token"] == refresh {
+		t.Fatalf("refresh, want a new pair: %d %v", st, tok)
 	}
 	if st, _ := api(tok["access_token"].(string), "business_uuid"); st != 200 {
 		t.Errorf("refreshed access token: %d", st)
