@@ -562,6 +562,10 @@ func TestPortalManage(t *testing.T) {
 	if tok.Code != http.StatusOK {
 		t.Fatalf("code exchange: %d %v", tok.Code, tok.body)
 	}
+	// The button says what rotating does to the secret in use.
+	if page := dev.get(app).Body.String(); !strings.Contains(page, "The current secret stops working at once") {
+		t.Error("the app's page does not say that rotating ends the current secret")
+	}
 	rot := dev.post(app+"/secret", url.Values{"csrf_token": {dev.csrf()}})
 	fresh := inputValue(rot.Body.String(), "client-secret")
 	if rot.Code != http.StatusOK || !strings.HasPrefix(fresh, "ysk_") || fresh == secret {
