@@ -112,7 +112,7 @@ func (s *Server) serveSignOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.endSession(w)
-	if lr.redirect != "" {
+	if lr.redirect != "" && (sess != nil || !s.unvettedRedirect(r.Context(), lr.client)) {
 		seeOther(w, withQuery(lr.redirect, lr.state))
 		return
 	}

@@ -676,7 +676,7 @@ func (s *Server) dynamicallyRegistered(ctx context.Context, clientID string) boo
 // errors after sign-in (a denied consent) are redirected as usual, and so
 // is every error of the operator's and the portal's clients.
 func (s *Server) redirectErrorUnauthenticated(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error) {
-	if req.client.FirstParty || !s.dynamicallyRegistered(r.Context(), req.client.ID) {
+	if !s.unvettedRedirect(r.Context(), req.client) {
 		s.redirectError(w, req, e)
 		return
 	}
@@ -687,4 +687,16 @@ func (s *Server) redirectErrorUnauthenticated(w http.ResponseWriter, r *http.Req
 	s.renderError(w, &pageError{Status: status, Title: "This request cannot be completed",
 		Message: "The app that sent you here registered itself and is not verified by " + s.cfg.Brand +
 			". Its request could not be accepted, so you were not sent back to it.", Code: e.Code})
+}
+
+// unvettedRedirect reports whether c's redirect URIs are ones nobody
+// vouched for: c registered itself and the operator has not made it
+// first-party. The browser is sent to them only once someone has signed
+// in: not on an authorization error before sign-in, nor at the end of an
+// RP-initiated logout when nobody was signed in (where anyone could
+// register post_logout_redirect_uris https://phish.example/ and link to
+// <base>/sign-out?client_id=…&post_logout_redirect_uri=…), RFC 9700
+// §4.11.2; that logout shows the signed-out page instead.
+func (s *Server) unvettedRedirect(ctx context.Context, c *tokenstore.Client) bool {
+	return c != nil && !c.FirstParty && s.dynamicallyRegistered(ctx, c.ID)
 }

@@ -80,3 +80,30 @@ func TestRegisterChunkedBodyTooLarge(t *testing.T) {
 		t.Fatalf("stored %d clients", len(cs))
 	}
 }
+
+// Nor is RP-initiated logout an open redirector for a self-registered
+// client: with nobody signed in, its post_logout_redirect_uri is not
+// followed (the signed-out page is shown); the operator's client's is.
+func TestUnverifiedClientLogoutIsNoOpenRedirector(t *testing.T) {
+	r := regRig(t, RegistrationPolicy{RateLimit: -1})
+	const phish = "https://phish.example/bye"
+	resp := r.send(http.MethodPost, "/oauth/register", with(publicMetadata(), "post_logout_redirect_uris", []string{phish}), "", "")
+	if resp.Code != http.StatusCreated {
+		t.Fatalf("register: %d %s", resp.Code, resp.Body)
+	}
+	self := resp.body["client_id"].(string)
+	got := r.get("/oauth/sign-out?" + url.Values{"client_id": {self}, "post_logout_redirect_uri": {phish}, "state": {"s"}}.Encode())
+	if got.Code != http.StatusOK || got.Header().Get("Location") != "" || !strings.Contains(got.Body.String(), "You are signed out") {
+		t.Fatalf("self-registered, nobody signed in: %d Location %q", got.Code, got.Header().Get("Location"))
+	}
+
+	// The operator's client, with a post-logout URI of its own.
+	st, op := r.admin(http.MethodPost, "/oauthgate/clients", `{"name":"Ops","redirect_uris":["https://ops.example/cb"],"post_logout_redirect_uris":["https://ops.example/bye"]}`)
+	if st != http.StatusCreated {
+		t.Fatalf("admin create: %d %v", st, op)
+	}
+	got = r.get("/oauth/sign-out?" + url.Values{"client_id": {op.(map[string]any)["client_id"].(string)}, "post_logout_redirect_uri": {"https://ops.example/bye"}}.Encode())
+	if loc := got.Header().Get("Location"); got.Code != http.StatusSeeOther || !strings.HasPrefix(loc, "https://ops.example/bye") {
+		t.Fatalf("operator's client: %d Location %q", got.Code, loc)
+	}
+}
