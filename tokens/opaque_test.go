@@ -138,6 +138,13 @@ func TestOpaqueAcceptsJWTs(t *testing.T) {
 	if _, err := jwtSvc.Verify(raw); !errors.Is(err, ErrInvalidToken) || err.Error() != "invalid token: malformed" {
 		t.Errorf("opaque token in the JWT format: %v, want malformed", err)
 	}
+	// A new access_token_prefix refuses the tokens of the old one, as
+	// README says, though the store still holds them.
+	renamed := opaqueConfig(Config{})
+	renamed.AccessPrefix = "new_at_"
+	if _, err := newService(t, st, renamed).Verify(raw); !errors.Is(err, ErrInvalidToken) || err.Error() != "invalid token: wrong prefix" {
+		t.Errorf("an opaque token after a prefix change: %v, want wrong prefix", err)
+	}
 }
 
 // TestOpaqueRejections: one row per way an opaque token is refused, each
