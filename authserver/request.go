@@ -55,7 +55,10 @@ func parseParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
 			if len(v) > 1 && k != resourceKey {
 				return nil, errInvalidRequest("parameter " + quoteParam(k) + " is repeated")
 			}
-			p[k] = strings.Join(v, "\n")
+			p[k] = v[0]
+			if k == resourceKey {
+				p[k] = joinResources(v)
+			}
 		}
 		return p, nil
 	case "application/json":
@@ -73,6 +76,9 @@ func parseParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
 			var s string
 			if err := json.Unmarshal(v, &s); err == nil {
 				p[k] = s
+				if k == resourceKey {
+					p[k] = joinResources([]string{s})
+				}
 				continue
 			}
 			var n json.Number
@@ -81,7 +87,7 @@ func parseParams(w http.ResponseWriter, r *http.Request) (params, *Error) {
 			switch {
 			case k == resourceKey && json.Unmarshal(v, &list) == nil && len(list) > 0:
 				// RFC 8707 §2: resource may be repeated; in JSON, an array.
-				p[k] = strings.Join(list, "\n")
+				p[k] = joinResources(list)
 			case json.Unmarshal(v, &n) == nil:
 				p[k] = n.String()
 			case json.Unmarshal(v, &b) == nil:

@@ -135,6 +135,18 @@ func (p params) resources() []string {
 }
 
 // resourceKey is the one parameter a token request may repeat. parseParams
-// joins its values with "\n", a byte no valid value has (url.Parse refuses
-// control characters), so each is judged on its own.
+// joins its values with joinResources, so each is judged on its own.
 const resourceKey = "resource"
+
+// joinResources joins the values of resource with "\n", a byte no valid
+// value has (url.Parse refuses control characters). A "\n" inside one
+// value becomes a NUL, which CanonicalResource refuses as it refuses the
+// "\n": one value holding two identifiers is invalid_target, as at
+// /authorize, not two values.
+func joinResources(vals []string) string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = strings.ReplaceAll(v, "\n", "\x00")
+	}
+	return strings.Join(out, "\n")
+}

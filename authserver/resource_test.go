@@ -205,6 +205,10 @@ func TestTokenResource(t *testing.T) {
 		{"fragment", []string{resCRM + "#frag"}, "invalid_target", nil},
 		{"relative URI", []string{"crm"}, "invalid_target", nil},
 		{"query", []string{resCRM + "?x"}, "invalid_target", nil},
+		// One value holding two identifiers is no URI (as at /authorize),
+		// not two values.
+		{"line break inside a value", []string{resCRM + "\n" + resAcct}, "invalid_target", nil},
+		{"line break alone", []string{resCRM, "\n"}, "invalid_target", nil},
 	} {
 		t.Run("client_credentials: "+tc.rule, func(t *testing.T) {
 			r.t = t
@@ -232,6 +236,12 @@ func TestTokenResource(t *testing.T) {
 		resp := r.do(req)
 		if resp.Code != 200 || !reflect.DeepEqual(audOf(t, resp.body["access_token"].(string)), []any{resCRM, resAcct}) {
 			t.Fatalf("%d %v", resp.Code, resp.body)
+		}
+		req = httptest.NewRequest(http.MethodPost, "/oauth/token",
+			strings.NewReader(`{"grant_type":"client_credentials","client_id":"svc","client_secret":"svc-secret","resource":"`+resCRM+`\n`+resAcct+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if resp := r.do(req); resp.Code != 400 || resp.errorCode() != "invalid_target" {
+			t.Fatalf("a line break inside a JSON value: %d %v", resp.Code, resp.body)
 		}
 	})
 
