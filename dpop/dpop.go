@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/bits"
 	"net/http"
 	"strings"
 	"time"
@@ -390,6 +391,13 @@ func (c *Checker) parse(proof string) (*parsed, error) {
 		}
 		return nil, FailKey // a symmetric (oct) key
 	}
+	// jwx types a key by "d" alone; an RSA jwk with its primes or CRT
+	// values but no "d" still carries the private key (RFC 7518 §6.3.2).
+	for _, m := range privateMembers {
+		if _, ok := key.Get(m); ok {
+			return nil, FailPrivateKey
+		}
+	}
 	if !keyFits(key, h.Alg) {
 		return nil, FailKey
 	}
@@ -424,6 +432,10 @@ func (c *Checker) parse(proof string) (*parsed, error) {
 	return &p, nil
 }
 
+// privateMembers are the JWK members of private key material (RFC 7518
+// §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2): none may be in a proof's jwk.
+var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
 // keyFits checks that the key is of the family and size alg needs: the
 // curve of an ES alg with coordinates of its size, a 32-byte Ed25519 key
 // for EdDSA (crypto/ed25519 panics on any other length), RSA of at least
@@ -437,9 +449,21 @@ func keyFits(key jwk.Key, alg string) bool {
 	case jwk.OKPPublicKey:
 		return (alg == "EdDSA" || alg == "Ed25519") && k.Crv() == jwa.Ed25519 && len(k.X()) == ed25519.PublicKeySize
 	case jwk.RSAPublicKey:
-		return (strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")) && len(k.N()) >= 256
+		return (strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")) && bitLen(k.N()) >= 2048
 	}
 	return false
+}
+
+// bitLen is the length in bits of the big-endian unsigned integer b,
+// whatever zero bytes pad it: a 1024-bit modulus sent as 256 bytes is 1024
+// bits.
+func bitLen(b []byte) int {
+	for i, c := range b {
+		if c != 0 {
+			return (len(b)-i-1)*8 + bits.Len8(c)
+		}
+	}
+	return 0
 }
 
 // athMatches compares ath with base64url(SHA-256(token)) (§4.2).

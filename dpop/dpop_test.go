@@ -215,6 +215,33 @@ func TestCheckRejects(t *testing.T) {
 	// signature must be checked with the embedded key.
 	swapped := other.proof(claimsFor("swap"), nil)
 	swapped = strings.Split(swapped, ".")[0] + "." + parts[1] + "." + parts[2]
+	// An RSA proof whose jwk carries private members other than "d" (jwx
+	// types a key as private by "d" alone), and one whose modulus is a
+	// 1024-bit number zero-padded to 256 bytes.
+	rsaSigned := func(jwkJSON map[string]any, priv any, jti string) string {
+		hb, _ := json.Marshal(map[string]any{"typ": Typ, "alg": "RS256", "jwk": jwkJSON})
+		in := b64(hb) + "." + b64([]byte(mustJSON(t, claimsFor(jti))))
+		sum := sha256.Sum256([]byte(in))
+		sig, err := rsa.SignPKCS1v15(rand.Reader, priv.(*rsa.PrivateKey), crypto.SHA256, sum[:])
+		must(t, err)
+		return in + "." + b64(sig)
+	}
+	rsa2048, err := rsa.GenerateKey(rand.Reader, 2048)
+	must(t, err)
+	rsaPriv, _ := jwk.FromRaw(rsa2048)
+	rsaMembers := func(drop ...string) map[string]any {
+		var m map[string]any
+		must(t, json.Unmarshal([]byte(mustJSON(t, rsaPriv)), &m))
+		for _, d := range drop {
+			delete(m, d)
+		}
+		return m
+	}
+	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
+	must(t, err)
+	padded := make([]byte, 256)
+	rsa1024.N.FillBytes(padded)
+	paddedJWK := map[string]any{"kty": "RSA", "e": "AQAB", "n": b64(padded)}
 	p384 := newSigner(t, jwa.ES384)
 	es256OnP384 := b64([]byte(`{"typ":"dpop+jwt","alg":"ES256","jwk":`+mustJSON(t, p384.pub)+`}`)) + "." + parts[1] + "." + parts[2]
 
@@ -239,8 +266,13 @@ func TestCheckRejects(t *testing.T) {
 		{"no jwk", s.proof(claimsFor("nojwk"), map[string]any{"jwk": nil}), target(""), FailKey},
 		{"private key in jwk", privJWK, target(""), FailPrivateKey},
 		{"symmetric jwk", octJWK, target(""), FailKey},
+		{"RSA jwk with p, q, dp, dq, qi but no d", rsaSigned(rsaMembers("d"), rsa2048, "rsa-pq"), target(""), FailPrivateKey},
+		{"RSA jwk with dp, dq, qi only", rsaSigned(rsaMembers("d", "p", "q"), rsa2048, "rsa-crt"), target(""), FailPrivateKey},
+		{"RSA jwk with qi only", rsaSigned(rsaMembers("d", "p", "q", "dp", "dq"), rsa2048, "rsa-qi"), target(""), FailPrivateKey},
+		{"RSA 1024-bit modulus zero-padded to 256 bytes", rsaSigned(paddedJWK, rsa1024, "rsa-pad"), target(""), FailKey},
 		{"ES256 with a P-384 key", es256OnP384, target(""), FailKey},
 		{"RSA key under 2048 bits", rsaSmall(), target(""), FailKey},
+		{"RSA public jwk of 2048 bits (control)", rsaSigned(rsaMembers("d", "p", "q", "dp", "dq", "qi"), rsa2048, "rsa-ok"), target(""), nil},
 		{"Ed25519 key of 1 byte (found by FuzzCheck)", b64([]byte(`{"typ":"dpop+jwt","alg":"EdDSA","jwk":{"kty":"OKP","crv":"Ed25519","x":"AA"}}`)) + "." + parts[1] + "." + parts[2], target(""), FailKey},
 		{"P-256 key with a short x", b64([]byte(`{"typ":"dpop+jwt","alg":"ES256","jwk":{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}}`)) + "." + parts[1] + "." + parts[2], target(""), FailKey},
 		{"signed by another key than its jwk", swapped, target(""), FailSignature},
@@ -270,6 +302,12 @@ func TestCheckRejects(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := checker(t, Config{})
 			_, err := c.Check(tc.proof, tc.t)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
 			if err != tc.want {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
