@@ -2,11 +2,13 @@ package authserver
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -45,8 +47,14 @@ func (l *lookupFailStore) GetAccessToken(ctx context.Context, hash []byte) (*tok
 // tokens prefixed yapp_at_, refresh tokens prefixed yapp_rt_.
 func newOpaqueRig(t *testing.T) (*rig, *lookupFailStore) {
 	t.Helper()
+	return newOpaqueRigWith(t, "yapp_at_", "yapp_rt_")
+}
+
+// newOpaqueRigWith is newOpaqueRig with the given prefixes.
+func newOpaqueRigWith(t *testing.T, accessPrefix, refreshPrefix string) (*rig, *lookupFailStore) {
+	t.Helper()
 	clock := newFakeClock()
-	cfg := Config{Issuer: testIssuer, Clock: clock.Now, RefreshPrefix: "yapp_rt_"}
+	cfg := Config{Issuer: testIssuer, Clock: clock.Now, RefreshPrefix: refreshPrefix}
 	db, err := tokenstore.Open(context.Background(), tokenstore.Config{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "og.db")})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +62,7 @@ func newOpaqueRig(t *testing.T) (*rig, *lookupFailStore) {
 	t.Cleanup(func() { db.Close() })
 	st := &lookupFailStore{Store: db}
 	ts, err := tokens.New(context.Background(), st, tokens.Config{Issuer: testIssuer, StaticClients: rigClients(),
-		Clock: clock.Now, MaxStaleness: -1, AccessFormat: tokens.FormatOpaque, AccessPrefix: "yapp_at_"})
+		Clock: clock.Now, MaxStaleness: -1, AccessFormat: tokens.FormatOpaque, AccessPrefix: accessPrefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,5 +241,46 @@ func TestOpaqueStoreWriteFails(t *testing.T) {
 	st.writeDown.Store(true)
 	if resp := r.token(url.Values{"grant_type": {"client_credentials"}}, "svc:svc-secret"); resp.Code != http.StatusServiceUnavailable {
 		t.Errorf("client credentials with the store failing: %d %v", resp.Code, resp.body)
+	}
+}
+
+// TestOpaqueEqualPrefixes: with no prefixes (the opaque format's default)
+// or one prefix for both kinds, an access and a refresh token have the same
+// shape. Nothing relies on telling them apart: introspection and
+// revocation find either kind whatever the hint, and the gateway refuses a
+// refresh token as an unknown access token.
+func TestOpaqueEqualPrefixes(t *testing.T) {
+	for _, prefix := range []string{"", "yapp_"} {
+		t.Run("prefix "+strconv.Quote(prefix), func(t *testing.T) {
+			r, _ := newOpaqueRigWith(t, prefix, prefix)
+			access, refresh := r.userTokens("read:invoices")
+			if len(access) != len(refresh) || access[:len(prefix)] != prefix || refresh[:len(prefix)] != prefix {
+				t.Fatalf("tokens %d and %d characters long", len(access), len(refresh))
+			}
+			if _, err := r.s.tokens.Verify(refresh); !errors.Is(err, tokens.ErrInvalidToken) {
+				t.Errorf("a refresh token as an access token: %v", err)
+			}
+			for _, token := range []string{access, refresh} {
+				for _, hint := range []string{"", "access_token", "refresh_token"} {
+					f := url.Values{"token": {token}}
+					if hint != "" {
+						f.Set("token_type_hint", hint)
+					}
+					if resp := r.postForm("/oauth/introspect", f, "app:app-secret"); resp.Code != 200 || resp.body["active"] != true {
+						t.Errorf("introspect (access %v, hint %q): %d %v", token == access, hint, resp.Code, resp.body)
+					}
+				}
+			}
+			// Revoking the access token with the wrong hint ends the grant.
+			if resp := r.postForm("/oauth/revoke", url.Values{"token": {access}, "token_type_hint": {"refresh_token"}}, "app:app-secret"); resp.Code != 200 {
+				t.Fatalf("revoke: %d %v", resp.Code, resp.body)
+			}
+			if _, err := r.s.tokens.Verify(access); !errors.Is(err, tokens.ErrRevoked) {
+				t.Errorf("the revoked access token: %v", err)
+			}
+			if resp := r.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}, "app:app-secret"); resp.Code == 200 {
+				t.Error("the revoked grant's refresh token still works")
+			}
+		})
 	}
 }
