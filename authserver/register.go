@@ -539,7 +539,7 @@ func (s *Server) manageClient(w http.ResponseWriter, r *http.Request, id string)
 		writeJSON(w, http.StatusOK, info)
 	case http.MethodDelete:
 		if err := s.tokens.DeleteClient(r.Context(), id); err != nil {
-			writeError(w, s.storeError("deleting client", err))
+			writeError(w, s.goneOrStoreError("deleting client", err))
 			return
 		}
 		s.log.Info("self-registered client deleted itself", zap.String("client_id", id))
@@ -585,6 +585,18 @@ func (s *Server) registeredClient(r *http.Request, id string) (*tokenstore.Clien
 		return nil, nil, s.storeError("loading client", err)
 	}
 	return c, reg, nil
+}
+
+// goneOrStoreError answers a store failure of an update or delete: the
+// client deleted meanwhile (by a concurrent DELETE, or the operator) is
+// RFC 7592 §2.2 and §2.3's 401 invalid_token, as if the request had come
+// a moment later; anything else is the store's error.
+func (s *Server) goneOrStoreError(op string, err error) *Error {
+	if errors.Is(err, tokenstore.ErrNotFound) {
+		challenge := bearer.Challenge{Realm: "oauthgate", Error: oautherr.InvalidToken.Code}
+		return oautherr.InvalidToken.WithDescription("the registration access token is not valid for this client").WithChallenge(challenge.String())
+	}
+	return s.storeError(op, err)
 }
 
 // updateRegistration is RFC 7592 §2.2: the body replaces every metadata
@@ -634,7 +646,7 @@ func (s *Server) updateRegistration(w http.ResponseWriter, r *http.Request, c *t
 	meta, _ := json.Marshal(desc)
 	nextReg := &tokenstore.Registration{ClientID: c.ID, TokenHash: reg.TokenHash, Metadata: meta, CreatedAt: reg.CreatedAt}
 	if err := s.store.UpdateRegisteredClient(r.Context(), next, nextReg); err != nil {
-		writeError(w, s.storeError("updating registered client", err))
+		writeError(w, s.goneOrStoreError("updating registered client", err))
 		return
 	}
 	s.tokens.ForgetClient(c.ID)

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/oauthgate/oauthgate/tokenstore"
 )
 
 // A self-registered client cannot turn /authorize into an open redirector
@@ -105,5 +107,49 @@ func TestUnverifiedClientLogoutIsNoOpenRedirector(t *testing.T) {
 	got = r.get("/oauth/sign-out?" + url.Values{"client_id": {op.(map[string]any)["client_id"].(string)}, "post_logout_redirect_uri": {"https://ops.example/bye"}}.Encode())
 	if loc := got.Header().Get("Location"); got.Code != http.StatusSeeOther || !strings.HasPrefix(loc, "https://ops.example/bye") {
 		t.Fatalf("operator's client: %d Location %q", got.Code, loc)
+	}
+}
+
+// goneStore deletes the client just after the configuration endpoint has
+// authenticated the request: a DELETE (the app's own on another node, or
+// the operator's) that commits in between.
+type goneStore struct {
+	Store
+	del func(id string)
+}
+
+func (g goneStore) GetClient(ctx context.Context, id string) (*tokenstore.Client, error) {
+	c, err := g.Store.GetClient(ctx, id)
+	if err == nil {
+		g.del(id)
+	}
+	return c, err
+}
+
+// An update or delete that loses the race with a deletion is RFC 7592's
+// 401 invalid_token, not a 500 with an error logged.
+func TestRegistrationManagementAfterConcurrentDelete(t *testing.T) {
+	for _, method := range []string{http.MethodPut, http.MethodDelete} {
+		t.Run(method, func(t *testing.T) {
+			r := regRig(t, RegistrationPolicy{RateLimit: -1})
+			resp := r.send(http.MethodPost, "/oauth/register", publicMetadata(), "", "")
+			if resp.Code != http.StatusCreated {
+				t.Fatalf("register: %d %s", resp.Code, resp.Body)
+			}
+			id, rat := resp.body["client_id"].(string), resp.body["registration_access_token"].(string)
+			r.s.store = goneStore{Store: r.s.store, del: func(id string) {
+				if err := r.s.tokens.DeleteClient(context.Background(), id); err != nil {
+					t.Fatal(err)
+				}
+			}}
+			var body any
+			if method == http.MethodPut {
+				body = with(publicMetadata(), "client_id", id)
+			}
+			got := r.send(method, "/oauth/register/"+id, body, rat, "")
+			if got.Code != http.StatusUnauthorized || got.errorCode() != "invalid_token" || !strings.HasPrefix(got.Header().Get("WWW-Authenticate"), "Bearer ") {
+				t.Fatalf("got %d %v %s", got.Code, got.Header(), got.Body)
+			}
+		})
 	}
 }
