@@ -192,7 +192,7 @@ func TestSignOut(t *testing.T) {
 	})
 	t.Run("confirmation with a wrong CSRF token", func(t *testing.T) {
 		fields := confirm(t, url.Values{"client_id": {"app"}})
-		for name, tok := range map[string]string{"missing": "", "wrong": "x" + fields.Get("csrf_token")[1:],
+		for name, tok := range map[string]string{"missing": "", "wrong": flipChar(fields.Get("csrf_token")[:1]) + fields.Get("csrf_token")[1:],
 			"another session's": csrfToken(testCSRFSecret, csrfSignOut, "another-sid"), "another form's": csrfToken(testCSRFSecret, csrfConsent, "")} {
 			v := url.Values(fields)
 			v.Set("csrf_token", tok)

@@ -133,7 +133,7 @@ func TestSignOutButton(t *testing.T) {
 	if f.Fields.Get("csrf_token") == "" {
 		t.Fatalf("sign-out form fields: %v", f.Fields)
 	}
-	if p := ua.post(n.URL+"/oauth/sign-out", url.Values{"csrf_token": {"x" + f.Fields.Get("csrf_token")[1:]}}); p.StatusCode != http.StatusForbidden {
+	if p := ua.post(n.URL+"/oauth/sign-out", url.Values{"csrf_token": {wrongToken(f.Fields.Get("csrf_token"))}}); p.StatusCode != http.StatusForbidden {
 		t.Errorf("wrong CSRF token: %d", p.StatusCode)
 	}
 	if p := ua.get(ua.authorizeURL(n, demoClientID, n.URL+"/demo/callback", "read:invoices", "s")); p.Location == nil || strings.HasSuffix(p.Location.Path, "/sign-in") {
