@@ -76,7 +76,8 @@ type App struct {
 	// signature) or "opaque": random references whose claims the store
 	// keeps, for platforms that do not hand JWTs to third parties. Opaque
 	// tokens are checked through the verified-token cache (the store is
-	// read once per token and node), revoked, introspected and accepted
+	// read once per token and node, at most 4 reads in flight: a miss
+	// beyond waits up to 1s, then is a 503), revoked, introspected and accepted
 	// by /userinfo like JWTs. JWTs minted before a switch to opaque stay
 	// valid; switching back to jwt refuses outstanding opaque tokens.
 	AccessTokenFormat string `json:"access_token_format,omitempty"`
