@@ -245,6 +245,7 @@ func (p *Protect) Provision(ctx caddy.Context) error {
 	if u, err := url.Parse(p.resource.id); err == nil {
 		cfg.DPoPOrigin = u.Scheme + "://" + u.Host // proofs may name the resource's public origin
 	}
+	cfg.ProofPath = requestedPath
 	if err := p.provisionCreation(&cfg); err != nil {
 		return err
 	}

@@ -92,3 +92,45 @@ func TestProtectDPoP(t *testing.T) {
 		t.Errorf("no credential: challenges %q, want Bearer and DPoP", chs)
 	}
 }
+
+// TestProtectDPoPRewrittenPath: behind handle_path /gw/* (an earlier
+// handler stripped the prefix), the client's proof names the URL it
+// requested, /gw/...; it passes, and a proof naming the rewritten path,
+// which the client never requested, is refused.
+func TestProtectDPoPRewrittenPath(t *testing.T) {
+	p, app := benchApp(t)
+	key, err := dpoptest.NewKey("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := app.rt.Load().tokens.MintAccess(tokens.Access{Subject: "bench-client", ClientID: "bench-client",
+		GrantID: "cc_dpop", Scopes: []string{"read:invoices"}, JKT: key.JKT()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const path = "/api/v1/accounting/invoices"
+	serve := func(htu string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/gw"+path, nil)
+		r.Header.Set("Authorization", "DPoP "+tok)
+		r.Header.Set("X-Business-Id", "biz_bench")
+		pr, err := key.Sign(dpoptest.Proof{Method: "GET", URL: htu, AccessToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set("DPoP", pr)
+		w := httptest.NewRecorder()
+		rr := caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, new(caddyhttp.Server))
+		rr.URL.Path = path // what handle_path /gw/* hands on
+		_ = p.ServeHTTP(w, rr, caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}))
+		return w
+	}
+	if w := serve("http://example.com/gw" + path); w.Code != http.StatusNoContent {
+		t.Fatalf("proof for the requested URL: %d %s", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+	if w := serve("http://example.com" + path); w.Code != http.StatusUnauthorized || !strings.Contains(w.Header().Get("WWW-Authenticate"), "invalid_dpop_proof") {
+		t.Fatalf("proof for the rewritten URL: %d %s", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+}

@@ -42,8 +42,12 @@ func (g *Guard) checkProof(r *http.Request, raw string, scheme bearer.Scheme, cl
 		if r.TLS != nil {
 			urlScheme = "https"
 		}
+		path := r.URL.Path
+		if g.cfg.ProofPath != nil {
+			path = g.cfg.ProofPath(r)
+		}
 		res, err = g.cfg.DPoP.Check(proof, dpop.Target{
-			Method: r.Method, Scheme: urlScheme, Host: r.Host, Path: r.URL.Path,
+			Method: r.Method, Scheme: urlScheme, Host: r.Host, Path: path,
 			OriginScheme: g.originScheme, OriginHost: g.originHost,
 			AccessToken: raw, JKT: claims.JKT,
 		})

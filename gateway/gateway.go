@@ -59,6 +59,10 @@ type Config struct {
 	// for a gateway behind a proxy that terminates TLS or rewrites Host.
 	// Empty: only the request's own URL.
 	DPoPOrigin string
+	// ProofPath returns the path the client requested, before any rewrite
+	// or stripped prefix (Caddy's handle_path, uri strip_prefix): the path
+	// a proof's htu names. nil: r.URL.Path.
+	ProofPath func(r *http.Request) string
 	// Creating marks the routes that create businesses, indexed by the
 	// route's rule index (policies.Route.Index); shorter than the rules, or
 	// nil, means the rest create nothing.
