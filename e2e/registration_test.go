@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -111,4 +112,48 @@ func with2(m map[string]any, k string, v any) map[string]any {
 	}
 	out[k] = v
 	return out
+}
+
+// Without trusted_proxies (examples/mcp: registration open, the default
+// 10 an hour), an X-Forwarded-For the client writes is not believed: a
+// flood that names a new address in each request is still one address.
+// The metadata a client may not set (first_party, businesses, its id or
+// secret) is ignored.
+func TestRegistrationForwardedForNotTrusted(t *testing.T) {
+	n := startNode(t, nodeOptions{Caddyfile: "examples/mcp/Caddyfile", Env: []string{"MCP_UPSTREAM=127.0.0.1:9"}})
+	app := map[string]any{"client_name": "Flood", "redirect_uris": []string{"http://127.0.0.1:4000/cb"}, "token_endpoint_auth_method": "none",
+		"first_party": true, "businesses": []string{"biz_acme"}, "client_id": "chosen-id", "client_secret": "chosen-secret"}
+	raw, _ := json.Marshal(app)
+	var first map[string]any
+	for i := 0; i < 11; i++ {
+		req, _ := http.NewRequest(http.MethodPost, n.URL+"/oauth/register", bytes.NewReader(raw))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
+		req.Header.Set("X-Real-IP", fmt.Sprintf("198.51.100.%d", i+1))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		switch {
+		case i < 10 && resp.StatusCode != 201:
+			t.Fatalf("registration %d: %d %v", i+1, resp.StatusCode, out)
+		case i == 10 && resp.StatusCode != 429:
+			t.Fatalf("the 11th registration, under a new X-Forwarded-For: %d %v", resp.StatusCode, out)
+		}
+		if i == 0 {
+			first = out
+		}
+	}
+	id, _ := first["client_id"].(string)
+	if id == "" || id == "chosen-id" || first["client_secret"] != nil {
+		t.Fatalf("registration answer %v", first)
+	}
+	var view map[string]any
+	if st := n.adminJSON(http.MethodGet, "/oauthgate/clients/"+id, nil, &view); st != 200 || view["first_party"] != false ||
+		len(view["businesses"].([]any)) != 0 || view["public"] != true {
+		t.Fatalf("admin view: %d %v", st, view)
+	}
 }
