@@ -192,6 +192,17 @@ test('developer portal: register an app, use it with openid-client, disconnect i
   assert.equal(mine.json.owner_business_id, 'biz_acme');
   assert.ok(mine.json.owner_id, 'the admin API shows who registered the app');
   assert.deepEqual(mine.json.redirect_uris, [callback]);
-  const stillWorks = await oidc.discovery(new URL(issuer), clientId, clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
-  assert.ok(stillWorks, 'the secret was not rotated');
+  // The secret still authenticates the app (a rotation would make this
+  // invalid_client, 401): the token endpoint gets as far as the unknown
+  // refresh token.
+  const basic = (id, secret) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+  const tokenCall = (secret) => fetch(`${issuer}/oauth/token`, {
+    method: 'POST',
+    headers: { Authorization: basic(clientId, secret), 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=refresh_token&refresh_token=not-a-refresh-token',
+  });
+  const probe = await tokenCall(clientSecret);
+  assert.equal(probe.status, 400);
+  assert.equal((await probe.json()).error, 'invalid_grant', 'the secret was rotated by another developer');
+  assert.equal((await tokenCall(`${clientSecret}x`)).status, 401, 'the token endpoint takes any secret');
 });
