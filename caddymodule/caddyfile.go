@@ -534,6 +534,7 @@ func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		rejections json|handle_errors
 //		method_override delete|check
 //		resource <uri>
+//		resource_name <text>
 //		default_audience accept|refuse
 //		<METHOD...> <path> [<scope...>]
 //		<METHOD...> <path> public
@@ -564,7 +565,8 @@ func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // Protect; their values are checked when the handler is provisioned.
 // `resource` names the protected resource (RFC 8707, RFC 9728); by default
 // the issuer's origin plus the route map's shared leading segments.
-// `default_audience refuse` accepts only tokens whose aud names that
+// `resource_name` is its name in the metadata (resource_name, none by
+// default). `default_audience refuse` accepts only tokens whose aud names that
 // resource, refusing those requested without one (default accept).
 //
 // A route line with a block marks a route whose requests create a business
@@ -614,7 +616,7 @@ func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			p.KeepAuthorization = true
-		case word == "realm", word == "rejections", word == "method_override", word == "resource", word == "default_audience":
+		case word == "realm", word == "rejections", word == "method_override", word == "resource", word == "default_audience", word == "resource_name":
 			v, err := oneArg(d)
 			if err != nil {
 				return err
@@ -630,6 +632,8 @@ func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				p.Resource = v
 			case "default_audience":
 				p.DefaultAudience = v
+			case "resource_name":
+				p.ResourceName = v
 			}
 		case isMethodToken(word):
 			rc := RouteConfig{Methods: []string{word}}

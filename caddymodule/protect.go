@@ -108,6 +108,12 @@ type Protect struct {
 	// by the route map's prefix (see resource.go).
 	Resource string `json:"resource,omitempty"`
 
+	// ResourceName is the resource's human-readable name, published as
+	// resource_name in its RFC 9728 metadata (RECOMMENDED there, for a
+	// client to show its user). Blocks naming one resource must not give
+	// it two names. Default: none (the member is omitted).
+	ResourceName string `json:"resource_name,omitempty"`
+
 	// DefaultAudience says whether a token requested without `resource`
 	// (whose aud is the app's audience, default the issuer) is accepted
 	// here: "accept" (default; every oauth_protect accepts it, as before

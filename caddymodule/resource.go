@@ -58,7 +58,9 @@ type resource struct {
 
 // resourceMetadata is the RFC 9728 §2 document.
 type resourceMetadata struct {
-	Resource             string   `json:"resource"`
+	Resource string `json:"resource"`
+	// ResourceName is RECOMMENDED (§2): a name to show the end user.
+	ResourceName         string   `json:"resource_name,omitempty"`
 	AuthorizationServers []string `json:"authorization_servers"`
 	ScopesSupported      []string `json:"scopes_supported,omitempty"`
 	// BearerMethodsSupported: oauth_protect reads the Authorization
@@ -118,6 +120,7 @@ func (p *Protect) provisionResource() error {
 	res.metadataURL = u.Scheme + "://" + u.Host + wellKnownPRM + res.path
 	md := resourceMetadata{
 		Resource:               canon,
+		ResourceName:           p.ResourceName,
 		AuthorizationServers:   []string{p.app.Issuer},
 		ScopesSupported:        routeScopes(p.Routes),
 		BearerMethodsSupported: []string{"header"},
@@ -183,6 +186,13 @@ func (rs *resources) add(r *resource) (*resource, error) {
 	for _, old := range rs.list {
 		if old.id != r.id {
 			continue
+		}
+		switch {
+		case r.md.ResourceName == "" || r.md.ResourceName == old.md.ResourceName:
+		case old.md.ResourceName == "":
+			old.md.ResourceName = r.md.ResourceName
+		default:
+			return nil, fmt.Errorf("%s is named both %q and %q", r.id, old.md.ResourceName, r.md.ResourceName)
 		}
 		for _, sc := range r.md.ScopesSupported {
 			if !slices.Contains(old.md.ScopesSupported, sc) {

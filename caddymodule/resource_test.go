@@ -278,3 +278,39 @@ func TestDefaultAudienceRefuse(t *testing.T) {
 		t.Errorf("default_audience sometimes: Provision = %v", err)
 	}
 }
+
+// TestResourceName: resource_name (RFC 9728 §2, RECOMMENDED) is published
+// in the document when set and omitted otherwise; blocks sharing a
+// resource share its name, and two names for one resource fail Provision.
+func TestResourceName(t *testing.T) {
+	benchApp(t)
+	ctx := caddy.ActiveContext()
+	route := func(s string) []RouteConfig {
+		return []RouteConfig{{Methods: []string{"GET"}, Path: "/n/" + s + "*", Scopes: []string{"read:" + s}}}
+	}
+	name := func(p *Protect) any {
+		var md map[string]any
+		if err := json.Unmarshal(p.resource.doc, &md); err != nil {
+			t.Fatal(err)
+		}
+		return md["resource_name"]
+	}
+	unnamed := &Protect{Resource: "https://api.example.com/plain", Routes: route("p")}
+	a := &Protect{Resource: "https://api.example.com/n", Routes: route("a")}
+	b := &Protect{Resource: "https://api.example.com/n", ResourceName: "Acme CRM", Routes: route("b")}
+	for _, p := range []*Protect{unnamed, a, b} {
+		if err := p.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := name(unnamed); got != nil {
+		t.Errorf("unnamed resource: resource_name %v, want none", got)
+	}
+	if got := name(a); got != "Acme CRM" {
+		t.Errorf("shared resource: resource_name %v, want Acme CRM", got)
+	}
+	c := &Protect{Resource: "https://api.example.com/n", ResourceName: "Other", Routes: route("c")}
+	if err := c.Provision(ctx); err == nil || !strings.Contains(err.Error(), `"Acme CRM" and "Other"`) {
+		t.Errorf("two names for one resource: Provision = %v", err)
+	}
+}

@@ -33,6 +33,7 @@ func getJSON(t *testing.T, url string, out any) {
 
 type prmDoc struct {
 	Resource             string   `json:"resource"`
+	ResourceName         string   `json:"resource_name"`
 	AuthorizationServers []string `json:"authorization_servers"`
 	ScopesSupported      []string `json:"scopes_supported"`
 	BearerMethods        []string `json:"bearer_methods_supported"`
@@ -216,14 +217,16 @@ func TestResourceIndicators(t *testing.T) {
 // TestExampleResources: the seed examples' site blocks serve RFC 9728
 // metadata without a resource option: Yuvo's site-level oauth_protect
 // (route map /companies*, /employees*: the origin), Yoco's inside
-// route /v1/* (route map /v1/orders*: /v1), and the metadata URL each
-// challenge names is the one that answers.
+// route /v1/* (route map /v1/orders*: /v1), the MCP example's /mcp (with
+// its resource_name), and the metadata URL each challenge names is the
+// one that answers.
 func TestExampleResources(t *testing.T) {
 	for _, tc := range []struct {
-		caddyfile, api, resourcePath string
+		caddyfile, api, resourcePath, name string
 	}{
-		{"examples/yuvo/Caddyfile", "/companies", "/"},
-		{"examples/yoco/Caddyfile", "/v1/orders", "/v1"},
+		{"examples/yuvo/Caddyfile", "/companies", "/", ""},
+		{"examples/yoco/Caddyfile", "/v1/orders", "/v1", ""},
+		{"examples/mcp/Caddyfile", "/mcp", "/mcp", "Example MCP server"},
 	} {
 		t.Run(tc.caddyfile, func(t *testing.T) {
 			n := startNode(t, nodeOptions{Caddyfile: tc.caddyfile})
@@ -234,7 +237,7 @@ func TestExampleResources(t *testing.T) {
 			}
 			var md prmDoc
 			getJSON(t, m[1], &md)
-			if md.Resource != n.URL+tc.resourcePath || md.AuthorizationServers[0] != n.URL {
+			if md.Resource != n.URL+tc.resourcePath || md.AuthorizationServers[0] != n.URL || md.ResourceName != tc.name {
 				t.Fatalf("metadata %+v at %s", md, m[1])
 			}
 			var bare prmDoc
