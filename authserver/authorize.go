@@ -71,7 +71,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	case perr != nil:
 		s.renderError(w, perr)
 	case oerr != nil:
-		s.redirectErrorUnauthenticated(w, r, req, oerr)
+		s.redirectErrorUntrusted(w, r, req, oerr)
 	default:
 		s.authorize(w, r, req)
 	}
@@ -243,14 +243,14 @@ func validS256Challenge(c string) bool {
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, req *authzRequest) {
 	acct, err := s.identity.signedIn(r)
 	if err != nil {
-		s.redirectErrorUnauthenticated(w, r, req, s.identityError(err))
+		s.redirectErrorUntrusted(w, r, req, s.identityError(err))
 		return
 	}
 	force := req.hasPrompt("login") ||
 		(acct != nil && req.maxAge >= 0 && (acct.AuthTime.IsZero() || s.now().Sub(acct.AuthTime) > time.Duration(req.maxAge)*time.Second))
 	if acct == nil || force {
 		if req.hasPrompt("none") {
-			s.redirectErrorUnauthenticated(w, r, req, oautherr.LoginRequired)
+			s.redirectErrorUntrusted(w, r, req, oautherr.LoginRequired)
 			return
 		}
 		s.observeAuthorization(outcomeSignIn)
@@ -258,12 +258,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, req *authzReq
 		return
 	}
 	if len(acct.Businesses) == 0 {
-		s.redirectError(w, req, oautherr.AccessDenied.WithDescription("the user administers no business"))
+		s.redirectErrorUntrusted(w, r, req, oautherr.AccessDenied.WithDescription("the user administers no business"))
 		return
 	}
 	business, ok, err := s.rememberedBusiness(r.Context(), acct, req)
 	if err != nil {
-		s.redirectError(w, req, s.storeError("reading consents", err))
+		s.redirectErrorUntrusted(w, r, req, s.storeError("reading consents", err))
 		return
 	}
 	if ok && !req.hasPrompt("consent") {
@@ -271,12 +271,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, req *authzReq
 		return
 	}
 	if req.hasPrompt("none") {
-		s.redirectError(w, req, oautherr.ConsentRequired)
+		s.redirectErrorUntrusted(w, r, req, oautherr.ConsentRequired)
 		return
 	}
 	handle, err := s.signPending(req, acct)
 	if err != nil {
-		s.redirectError(w, req, s.storeError("signing consent request", err))
+		s.redirectErrorUntrusted(w, r, req, s.storeError("signing consent request", err))
 		return
 	}
 	s.observeAuthorization(outcomeConsent)

@@ -676,18 +676,20 @@ func (s *Server) dynamicallyRegistered(ctx context.Context, clientID string) boo
 	return !errors.Is(err, tokenstore.ErrNotFound)
 }
 
-// redirectErrorUnauthenticated answers an authorization request that
-// failed before anyone signed in. A self-registered client's redirect URI
-// is one nobody vouched for: anyone may register https://phish.example/
-// and send a link to <base>/authorize that fails at once (a bad scope, a
-// response_type it knows is refused, prompt=none with no session), which
-// would make the authorization server an open redirector for that
-// address. RFC 9700 §4.11.2: the server must authenticate the user before
-// redirecting, and should redirect automatically only to URIs it trusts.
-// So such an error is shown on a page, with its code for the developer;
-// errors after sign-in (a denied consent) are redirected as usual, and so
-// is every error of the operator's and the portal's clients.
-func (s *Server) redirectErrorUnauthenticated(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error) {
+// redirectErrorUntrusted answers an authorization request that failed
+// before the user agreed to anything for this app: before sign-in, or
+// signed in but without a consent to reuse (prompt=none's
+// consent_required). A self-registered client's redirect URI is one
+// nobody vouched for: anyone may register https://phish.example/ and send
+// a link to <base>/authorize that fails at once (a bad scope, a
+// response_type it knows is refused, prompt=none), which would make the
+// authorization server an open redirector for that address. RFC 9700
+// §4.11.2: the server must authenticate the user before redirecting, and
+// should redirect automatically only to URIs it trusts. So such an error
+// is shown on a page, with its code for the developer; errors after the
+// user's own answer on the consent page (a denial) are redirected as
+// usual, and so is every error of the operator's and the portal's clients.
+func (s *Server) redirectErrorUntrusted(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error) {
 	if !s.unvettedRedirect(r.Context(), req.client) {
 		s.redirectError(w, req, e)
 		return

@@ -61,6 +61,17 @@ func TestUnverifiedClientIsNoOpenRedirector(t *testing.T) {
 	if got := r.get(authorize(self, phish, nil)); got.Code != http.StatusSeeOther || strings.HasPrefix(got.Header().Get("Location"), phish) {
 		t.Fatalf("a valid request: %d %q", got.Code, got.Header().Get("Location"))
 	}
+	// Signed in, but the user never agreed to the app: prompt=none's
+	// consent_required is a page too; the operator's client is redirected.
+	cookie := r.signIn()
+	none := url.Values{"prompt": {"none"}}
+	if got := r.get(authorize(self, phish, none), cookie); got.Code != http.StatusBadRequest || got.Header().Get("Location") != "" ||
+		!strings.Contains(got.Body.String(), "consent_required") {
+		t.Fatalf("signed in, no consent: %d %q", got.Code, got.Header().Get("Location"))
+	}
+	if loc := r.get(authorize("app", rigRedirect, none), cookie).Header().Get("Location"); !strings.Contains(loc, "error=consent_required") {
+		t.Fatalf("operator's client, signed in, no consent: %q", loc)
+	}
 }
 
 // A body sent chunked (no Content-Length) is bounded as it is read, like
