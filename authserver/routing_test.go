@@ -22,6 +22,11 @@ func TestRouting(t *testing.T) {
 		{"GET", "/.well-known/openid-configuration", true, 200},
 		{"GET", "/.well-known/oauth-authorization-server", true, 200},
 		{"GET", "/tenant-a/.well-known/openid-configuration", true, 200},
+		// RFC 8414 §3.1 path insertion, and its OIDC form (the MCP spec's
+		// discovery order tries both before the appended one).
+		{"GET", "/.well-known/oauth-authorization-server/tenant-a", true, 200},
+		{"GET", "/.well-known/openid-configuration/tenant-a", true, 200},
+		{"GET", "/.well-known/oauth-authorization-server/tenant-b", false, 0},
 		{"GET", "/.well-known/jwks.json", true, 200},
 		{"GET", "/api/v1/oauth/jwks", true, 200},
 		{"GET", "/api/v1/oauth/jwks/", true, 200},

@@ -274,7 +274,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	case "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server":
 		s.serveMetadata(w, r)
 	default:
-		if s.issuerPath != "" && p == s.issuerPath+"/.well-known/openid-configuration" {
+		// An issuer with a path: RFC 8414 §3.1 inserts the well-known
+		// path before it, OIDC Discovery appends it; the MCP authorization
+		// spec has clients try both, and the inserted OIDC form too.
+		if s.issuerPath != "" && (p == s.issuerPath+"/.well-known/openid-configuration" ||
+			p == "/.well-known/oauth-authorization-server"+s.issuerPath || p == "/.well-known/openid-configuration"+s.issuerPath) {
 			s.serveMetadata(w, r)
 			return true
 		}
