@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/oauthgate/oauthgate/internal/oautherr"
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
@@ -383,6 +385,12 @@ func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
 			s.accountFail(w, r, acct, s.accountUnavailable(s.storeError("disconnecting an app", err)))
 			return
 		}
+	}
+	if len(gs) > 0 {
+		// The user's own act, as the portal logs a developer's: which
+		// app, whose, for which business (no token).
+		s.log.Info("connected apps: app disconnected", zap.String("client_id", g.ClientID),
+			zap.String("user_id", acct.ID), zap.String("business_id", g.BusinessID), zap.Int("grants", len(gs)))
 	}
 	seeOther(w, s.paths.account+"?"+url.Values{"disconnected": {g.ClientID}}.Encode())
 }

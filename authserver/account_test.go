@@ -3,12 +3,17 @@ package authserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
@@ -20,7 +25,11 @@ type accountRig struct {
 }
 
 func newAccountRig(t *testing.T) *accountRig {
-	r := newRig(t, Config{})
+	return newAccountRigWith(t, Config{})
+}
+
+func newAccountRigWith(t *testing.T, cfg Config) *accountRig {
+	r := newRig(t, cfg)
 	return &accountRig{rig: r, session: r.signIn(), csrf: &http.Cookie{Name: r.s.cookieName(csrfCookie), Value: testCSRFSecret}}
 }
 
@@ -285,6 +294,34 @@ func TestDisconnectRejections(t *testing.T) {
 			t.Fatal("the page announces an app the user never disconnected")
 		}
 	})
+}
+
+// TestDisconnectAudit: a Disconnect is logged at info with the app, the
+// user and the business, once (a second submit ends nothing and logs
+// nothing), and never with a token.
+func TestDisconnectAudit(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	r := newAccountRigWith(t, Config{Logger: zap.New(core)})
+	gid, access, refresh := r.grant("read:invoices")
+	form := url.Values{"grant_id": {gid}, "csrf_token": {r.csrfToken()}}
+	for range 2 {
+		if resp := r.post(http.MethodPost, form, r.csrf, r.session); resp.Code != http.StatusSeeOther {
+			t.Fatalf("disconnect: %d", resp.Code)
+		}
+	}
+	var said []string
+	for _, e := range logs.All() {
+		line := e.Message + fmt.Sprint(e.ContextMap())
+		if strings.Contains(line, access) || strings.Contains(line, refresh) {
+			t.Fatalf("a log line holds a token: %s", line)
+		}
+		if m := e.ContextMap(); m["client_id"] == "app" && m["user_id"] == r.user.ID && m["business_id"] == "b1" {
+			said = append(said, e.Message)
+		}
+	}
+	if strings.Join(said, "|") != "connected apps: app disconnected" {
+		t.Fatalf("audit log: %q, want one \"connected apps: app disconnected\"", said)
+	}
 }
 
 // TestDisconnect: Disconnect revokes every live grant of the app for that
