@@ -250,6 +250,9 @@ func (p *Protect) Provision(ctx caddy.Context) error {
 	}
 	if u, err := url.Parse(p.resource.id); err == nil {
 		cfg.DPoPOrigin = u.Scheme + "://" + u.Host // proofs may name the resource's public origin
+		// A resource the operator named is the origin clients call: only
+		// it, not whatever Host a request brings (docs/dpop.md).
+		cfg.DPoPOriginOnly = p.Resource != ""
 	}
 	cfg.ProofPath = requestedPath
 	if err := p.provisionCreation(&cfg); err != nil {

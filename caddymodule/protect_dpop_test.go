@@ -134,3 +134,52 @@ func TestProtectDPoPRewrittenPath(t *testing.T) {
 		t.Fatalf("proof for the rewritten URL: %d %s", w.Code, w.Header().Get("WWW-Authenticate"))
 	}
 }
+
+// TestProtectDPoPResourceOrigin: a block whose resource the operator
+// named accepts proofs for that origin only: a request reaching it with
+// another Host (a catch-all site) does not make a proof for that other
+// origin, which the same token may have been sent to, acceptable.
+func TestProtectDPoPResourceOrigin(t *testing.T) {
+	_, app := benchApp(t)
+	p := &Protect{Routes: benchRoutes(), Resource: "https://api.example.com/api/v1"}
+	if err := p.Provision(caddy.ActiveContext()); err != nil {
+		t.Fatal(err)
+	}
+	key, err := dpoptest.NewKey("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := app.rt.Load().tokens.MintAccess(tokens.Access{Subject: "bench-client", ClientID: "bench-client",
+		GrantID: "cc_dpop", Scopes: []string{"read:invoices"}, JKT: key.JKT()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const path = "/api/v1/accounting/invoices"
+	serve := func(host, htu string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", path, nil)
+		r.Host = host
+		r.Header.Set("Authorization", "DPoP "+tok)
+		r.Header.Set("X-Business-Id", "biz_bench")
+		pr, err := key.Sign(dpoptest.Proof{Method: "GET", URL: htu, AccessToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set("DPoP", pr)
+		w := httptest.NewRecorder()
+		rr := caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, new(caddyhttp.Server))
+		_ = p.ServeHTTP(w, rr, caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}))
+		return w
+	}
+	// Behind a TLS-terminating proxy: plain HTTP, an internal Host.
+	if w := serve("10.0.0.5:8080", "https://api.example.com"+path); w.Code != http.StatusNoContent {
+		t.Fatalf("proof for the resource's origin: %d %s", w.Code, w.Header().Get("WWW-Authenticate"))
+	}
+	for _, host := range []string{"10.0.0.5:8080", "other.example.net"} {
+		if w := serve(host, "http://"+host+path); w.Code != http.StatusUnauthorized || !strings.Contains(w.Header().Get("WWW-Authenticate"), "invalid_dpop_proof") {
+			t.Errorf("proof for the request's own origin %s: %d %s", host, w.Code, w.Header().Get("WWW-Authenticate"))
+		}
+	}
+}

@@ -236,6 +236,11 @@ type Target struct {
 	// request is known by and that htu may name instead: the public origin
 	// of a resource behind a proxy that terminates TLS or rewrites Host.
 	OriginScheme, OriginHost string
+	// OriginOnly, with OriginHost set, accepts only that origin, not the
+	// request's own: its Host (and, behind a proxy, its scheme) is
+	// whatever the client sends, so a catch-all site would otherwise take
+	// a proof made for another origin the same token was sent to.
+	OriginOnly bool
 	// AccessToken is the token sent with the proof, whose hash the proof's
 	// ath must be; empty at the token endpoint, where the proof has none.
 	AccessToken string

@@ -470,6 +470,13 @@ func TestHTUNormalised(t *testing.T) {
 	if htuMatches("https://evil.example.com/x", behind) || htuMatches("http://api.example.com/x", behind) {
 		t.Error("another origin is not")
 	}
+	// OriginOnly (a resource the operator named): the request's own
+	// origin, which its Host makes, is not accepted.
+	only := behind
+	only.OriginOnly = true
+	if !htuMatches("https://API.example.com:443/x", only) || htuMatches("http://10.0.0.5:8080/x", only) {
+		t.Error("OriginOnly accepts the public origin alone")
+	}
 }
 
 // TestProofHeader: §4.3 rule 1: exactly one DPoP header.

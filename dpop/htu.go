@@ -16,7 +16,11 @@ func htuMatches(htu string, t Target) bool {
 	if err != nil || u.Opaque != "" || u.User != nil || u.Host == "" {
 		return false
 	}
-	if !sameOrigin(u, t.Scheme, t.Host) && (t.OriginHost == "" || !sameOrigin(u, t.OriginScheme, t.OriginHost)) {
+	switch {
+	case t.OriginHost != "" && sameOrigin(u, t.OriginScheme, t.OriginHost):
+	case t.OriginHost != "" && t.OriginOnly:
+		return false
+	case !sameOrigin(u, t.Scheme, t.Host):
 		return false
 	}
 	path := t.Path

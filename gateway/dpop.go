@@ -48,7 +48,7 @@ func (g *Guard) checkProof(r *http.Request, raw string, scheme bearer.Scheme, cl
 		}
 		res, err = g.cfg.DPoP.Check(proof, dpop.Target{
 			Method: r.Method, Scheme: urlScheme, Host: r.Host, Path: path,
-			OriginScheme: g.originScheme, OriginHost: g.originHost,
+			OriginScheme: g.originScheme, OriginHost: g.originHost, OriginOnly: g.cfg.DPoPOriginOnly,
 			AccessToken: raw, JKT: claims.JKT,
 		})
 	}

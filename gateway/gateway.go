@@ -59,6 +59,10 @@ type Config struct {
 	// for a gateway behind a proxy that terminates TLS or rewrites Host.
 	// Empty: only the request's own URL.
 	DPoPOrigin string
+	// DPoPOriginOnly: a proof's htu must name DPoPOrigin, not the origin
+	// the request arrived with (set when the operator named the resource,
+	// whose origin is the one clients call).
+	DPoPOriginOnly bool
 	// ProofPath returns the path the client requested, before any rewrite
 	// or stripped prefix (Caddy's handle_path, uri strip_prefix): the path
 	// a proof's htu names. nil: r.URL.Path.
