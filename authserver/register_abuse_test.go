@@ -164,3 +164,35 @@ func TestRegistrationManagementAfterConcurrentDelete(t *testing.T) {
 		})
 	}
 }
+
+// The app's own update cannot keep a trust the platform gave it for other
+// metadata: first-party status (consent skipped) and linked businesses
+// are dropped by a PUT that may have changed its redirect URIs.
+func TestRegistrationUpdateDropsOperatorTrust(t *testing.T) {
+	r := regRig(t, RegistrationPolicy{RateLimit: -1})
+	resp := r.send(http.MethodPost, "/oauth/register", publicMetadata(), "", "")
+	if resp.Code != http.StatusCreated {
+		t.Fatalf("register: %d %s", resp.Code, resp.Body)
+	}
+	id, rat := resp.body["client_id"].(string), resp.body["registration_access_token"].(string)
+	ctx := context.Background()
+	if st, v := r.admin(http.MethodPost, "/oauthgate/clients/"+id+"/businesses", `{"business_id":"b1"}`); st >= 300 {
+		t.Fatalf("link: %d %v", st, v)
+	}
+	c, err := r.s.store.GetClient(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.FirstParty = true
+	if err := r.s.store.UpdateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	got := r.send(http.MethodPut, "/oauth/register/"+id, with(publicMetadata(), "client_id", id, "redirect_uris", []string{"https://elsewhere.example/cb"}), rat, "")
+	if got.Code != http.StatusOK {
+		t.Fatalf("update: %d %s", got.Code, got.Body)
+	}
+	c, err = r.s.store.GetClient(ctx, id)
+	if err != nil || c.FirstParty || len(c.Businesses) != 0 {
+		t.Fatalf("after the app's update: %+v, %v", c, err)
+	}
+}
