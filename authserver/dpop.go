@@ -18,10 +18,12 @@ import (
 // refreshes only with a proof by that key. A client registered with
 // dpop_bound_access_tokens (§5.2) must send a proof every time.
 
-// tokenProofs is the token endpoint's proof checking: the shared checker
-// and the token endpoint's URL, the htu every proof must name.
+// tokenProofs is the token endpoint's proof checking: the token endpoint's
+// checker (its own replay cache), the resources' shared one (UserInfo, as
+// oauth_protect) and the token endpoint's URL, the htu every proof must
+// name.
 type tokenProofs struct {
-	c                  *dpop.Checker
+	c, resource        *dpop.Checker
 	scheme, host, path string
 }
 
@@ -37,7 +39,7 @@ func (s *Server) initDPoP() error {
 	if err != nil {
 		return err
 	}
-	s.proofs = &tokenProofs{c: c, scheme: u.Scheme, host: u.Host, path: u.Path}
+	s.proofs = &tokenProofs{c: c.WithOwnReplay(), resource: c, scheme: u.Scheme, host: u.Host, path: u.Path}
 	return nil
 }
 
@@ -146,7 +148,7 @@ func (s *Server) resourceProof(r *http.Request, path, raw string, scheme bearer.
 		if perr != nil {
 			return errServer()
 		}
-		_, err = s.proofs.c.Check(proof, dpop.Target{Method: r.Method, Scheme: u.Scheme, Host: u.Host, Path: u.Path, AccessToken: raw, JKT: jkt})
+		_, err = s.proofs.resource.Check(proof, dpop.Target{Method: r.Method, Scheme: u.Scheme, Host: u.Host, Path: u.Path, AccessToken: raw, JKT: jkt})
 	}
 	if err == nil {
 		return nil

@@ -224,6 +224,43 @@ func TestDiscoveryAdvertisesDPoP(t *testing.T) {
 	}
 }
 
+// TestTokenEndpointReplayApart: proofs anyone can make at the token
+// endpoint (a public client has no secret) fill only the token endpoint's
+// replay cache: once it is full there (503), a bound token's request at a
+// resource still has room in the resources' cache.
+func TestTokenEndpointReplayApart(t *testing.T) {
+	var r *rig
+	c, err := dpop.New(dpop.Config{ReplayEntries: 2, Now: func() time.Time { return r.clock.Now() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = newRig(t, Config{DPoP: c})
+	k := dpopKey(t)
+	code := r.code("app", []string{"openid", "read:invoices"}, "", true)
+	resp := r.tokenWithProof(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rigRedirect}}, "app:app-secret", r.tokenProof(k))
+	if resp.Code != 200 || resp.body["token_type"] != "DPoP" {
+		t.Fatalf("code: %d %v", resp.Code, resp.body)
+	}
+	at := resp.body["access_token"].(string)
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	if resp := r.tokenWithProof(cc, "svc:svc-secret", r.tokenProof(dpopKey(t))); resp.Code != 200 {
+		t.Fatalf("second proof: %d %v", resp.Code, resp.body)
+	}
+	if resp := r.tokenWithProof(cc, "svc:svc-secret", r.tokenProof(dpopKey(t))); resp.Code != 503 {
+		t.Fatalf("token endpoint cache full: %d %v, want 503", resp.Code, resp.body)
+	}
+	p, err := k.Sign(dpoptest.Proof{Method: "GET", URL: testIssuer + "/oauth/userinfo", IssuedAt: r.clock.Now(), AccessToken: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/oauth/userinfo", nil)
+	req.Header.Set("Authorization", "DPoP "+at)
+	req.Header.Set("DPoP", p)
+	if resp := r.do(req); resp.Code != 200 {
+		t.Fatalf("UserInfo after the token endpoint's cache filled: %d %v", resp.Code, resp.body)
+	}
+}
+
 // TestUserinfoDPoP: RFC 9449 §7 at UserInfo, as at the gateway: a stolen
 // DPoP-bound token is refused as Bearer or without a proof; with the
 // DPoP scheme and a proof by its key it is served.

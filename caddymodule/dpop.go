@@ -27,10 +27,12 @@ type DPoPConfig struct {
 	// Leeway is how far ahead of this node's clock a proof's iat may be.
 	// Default 5s.
 	Leeway caddy.Duration `json:"leeway,omitempty"`
-	// ReplayEntries bounds the per-node replay cache: at most this many
-	// proofs per max_age+leeway, about 50 bytes each, in two generations.
-	// Past it, proofs are refused with 503 until the generation rotates
-	// (fail closed). Default 1048576.
+	// ReplayEntries bounds each of the node's two replay caches (the token
+	// endpoint's, and the one of requests with bound tokens, shared by
+	// every oauth_protect and UserInfo): at most this many proofs per
+	// max_age+leeway, about 50 bytes each, in two generations. Past it,
+	// proofs are refused with 503 until the generation rotates (fail
+	// closed). Default 1048576.
 	ReplayEntries int `json:"replay_entries,omitempty"`
 	// Nonce requires server nonces (RFC 9449 §8, §9). Default off.
 	Nonce bool `json:"nonce,omitempty"`

@@ -207,6 +207,18 @@ func New(cfg Config) (*Checker, error) {
 	return c, nil
 }
 
+// WithOwnReplay returns a Checker with c's rules and nonces and a replay
+// cache of its own, as large as c's. The token endpoint checks proofs
+// with one: anyone can make proofs that pass there (a public client has
+// no secret), and they must not fill the cache that requests with bound
+// tokens depend on. A token endpoint proof (no ath, the token URL) can
+// never pass at a resource, so two caches remember nothing less.
+func (c *Checker) WithOwnReplay() *Checker {
+	d := *c
+	d.replay = newReplayCache(c.replay.max, c.replay.span)
+	return &d
+}
+
 // Algs are the accepted algorithms, for dpop_signing_alg_values_supported
 // and the algs challenge parameter. Shared: read-only.
 func (c *Checker) Algs() []string { return c.algs }
