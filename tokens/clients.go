@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/oauthgate/oauthgate/tokenstore"
 )
@@ -37,6 +38,10 @@ type clientCache struct {
 	mu  sync.RWMutex
 	m   map[string]*clientEntry
 	gen uint64 // bumped by every invalidation; guarded by mu
+	// refused holds, per client, the businesses a store read refused and
+	// when (see owns.go); guarded by mu, dropped with the client.
+	refused  map[string]map[string]time.Time
+	nRefused int
 }
 
 func newStaticClients(cs []*tokenstore.Client) (map[string]*clientEntry, error) {
@@ -81,6 +86,8 @@ func (cc *clientCache) put(id string, e *clientEntry, gen uint64) {
 func (cc *clientCache) invalidate(id string) {
 	cc.mu.Lock()
 	delete(cc.m, id)
+	cc.nRefused -= len(cc.refused[id])
+	delete(cc.refused, id)
 	cc.gen++
 	cc.mu.Unlock()
 }
@@ -88,6 +95,7 @@ func (cc *clientCache) invalidate(id string) {
 func (cc *clientCache) clear() {
 	cc.mu.Lock()
 	cc.m = nil
+	cc.refused, cc.nRefused = nil, 0
 	cc.gen++
 	cc.mu.Unlock()
 }
@@ -126,8 +134,20 @@ func (s *Service) Client(ctx context.Context, id string) (*tokenstore.Client, er
 
 // ClientOwns reports whether the client may act for the business (the
 // client-credentials tenancy rule). An unknown client owns nothing. Once
-// the client is cached this is two map lookups and no store trip.
+// the client is cached, a business it owns is two map lookups and no store
+// trip; one the cached client does not own is checked in the store before
+// it is refused (recheckOwns, owns.go), so a link made on another node
+// counts before the change feed brings it here.
 func (s *Service) ClientOwns(ctx context.Context, clientID, business string) (bool, error) {
+	e, cached, _ := s.clients.lookup(clientID)
+	if cached {
+		if e != nil {
+			if _, ok := e.owns[business]; ok {
+				return true, nil
+			}
+		}
+		return s.recheckOwns(clientID, business)
+	}
 	e, err := s.clientEntry(ctx, clientID)
 	if err != nil || e == nil {
 		return false, err

@@ -120,6 +120,10 @@ type Service struct {
 	// lookupSlots holds one token per opaque-token store read in flight
 	// (at most maxOpaqueLookups).
 	lookupSlots chan struct{}
+	// rereads merges concurrent store reads of one client on the refusal
+	// path of ClientOwns; rereadSeq numbers them (owns.go).
+	rereads   singleflight.Group
+	rereadSeq atomic.Uint64
 
 	// feedOK is the unix-nano time of the last successful read of the
 	// change feed; Verify compares it with MaxStaleness.
