@@ -821,7 +821,7 @@ func TestPortalPaths(t *testing.T) {
 		"/oauth/developer": true, "/oauth/developer/": true, "/oauth/developer/new": true,
 		"/oauth/developer/apps/x": true, "/oauth/developer/apps/x/secret": true, "/oauth/developer/apps/x/delete": true,
 		"/oauth/developer/apps/x/first-party": true,
-		"/oauth/developer/apps": false, "/oauth/developer/apps/": false, "/oauth/developer/apps/x/y": false,
+		"/oauth/developer/apps":               false, "/oauth/developer/apps/": false, "/oauth/developer/apps/x/y": false,
 		"/oauth/developer/apps/x/secret/y": false, "/oauth/developer/other": false, "/oauth/developers": false,
 	} {
 		// Signed out: a page of the portal sends the browser to sign in;
