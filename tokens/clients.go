@@ -20,6 +20,9 @@ const maxCachedClients = 100_000
 type clientEntry struct {
 	c    *tokenstore.Client
 	owns map[string]struct{}
+	// reread is the rereadSeq of the refusal-path read that made the
+	// entry (owns.go); 0 for any other read.
+	reread uint64
 }
 
 func newClientEntry(c *tokenstore.Client) *clientEntry {
@@ -135,25 +138,16 @@ func (s *Service) Client(ctx context.Context, id string) (*tokenstore.Client, er
 // ClientOwns reports whether the client may act for the business (the
 // client-credentials tenancy rule). An unknown client owns nothing. Once
 // the client is cached, a business it owns is two map lookups and no store
-// trip; one the cached client does not own is checked in the store before
-// it is refused (recheckOwns, owns.go), so a link made on another node
-// counts before the change feed brings it here.
+// trip; any other answer comes from the store (a client not cached yet, or
+// a business the cached client does not own: recheckOwns, owns.go), so a
+// link made on another node counts before the change feed brings it here.
 func (s *Service) ClientOwns(ctx context.Context, clientID, business string) (bool, error) {
-	e, cached, _ := s.clients.lookup(clientID)
-	if cached {
-		if e != nil {
-			if _, ok := e.owns[business]; ok {
-				return true, nil
-			}
+	if e, cached, _ := s.clients.lookup(clientID); cached && e != nil {
+		if _, ok := e.owns[business]; ok {
+			return true, nil
 		}
-		return s.recheckOwns(clientID, business)
 	}
-	e, err := s.clientEntry(ctx, clientID)
-	if err != nil || e == nil {
-		return false, err
-	}
-	_, ok := e.owns[business]
-	return ok, nil
+	return s.recheckOwns(clientID, business)
 }
 
 // ConfirmClient checks in the store, not the cache, that a stored client

@@ -48,8 +48,9 @@ type reread struct {
 	gen uint64       // the cache's generation when the read began
 }
 
-// recheckOwns decides a business the cached client does not own: a recent
-// confirmed refusal answers at once, otherwise the store does. The read
+// recheckOwns decides a business the cached client does not own (or a
+// client not cached yet): a recent confirmed refusal answers at once,
+// otherwise the store does. The read
 // must have begun after this call did, since the link it may reveal was
 // committed before the request arrived: joining a read already under way
 // is not enough, so a caller whose merged read began earlier waits for the
@@ -64,6 +65,15 @@ func (s *Service) recheckOwns(clientID, business string) (bool, error) {
 	}
 	arrived := s.rereadSeq.Load()
 	for range 3 {
+		// A read that began after this call and has ended answers too:
+		// waiters woken by a stale read need not each start another.
+		if e, cached, gen := s.clients.lookup(clientID); cached && e != nil && e.reread > arrived {
+			if _, ok := e.owns[business]; ok {
+				return true, nil
+			}
+			s.clients.refuse(clientID, business, now, gen)
+			return false, nil
+		}
 		r, err := s.rereadClient(clientID)
 		if err != nil {
 			return false, err
@@ -95,6 +105,7 @@ func (s *Service) rereadClient(id string) (reread, error) {
 			return nil, fmt.Errorf("re-reading client: %w", err)
 		default:
 			e = newClientEntry(c)
+			e.reread = seq
 		}
 		s.clients.put(id, e, gen)
 		return reread{e: e, seq: seq, gen: gen}, nil
