@@ -701,14 +701,22 @@ func (dp *developerPage) show(c *tokenstore.Client) {
 func (dp *developerPage) edit(c *tokenstore.Client) {
 	reg, errs := dp.readAppForm(dp.r.PostForm, true, c.Public)
 	if len(errs) == 0 {
-		next := *c
-		next.Name, next.RedirectURIs, next.DPoPBoundAccessTokens = reg.name, reg.redirectURIs, reg.dpop
-		spec := specOf(&next)
-		if err := dp.s.checkSpec(&spec); err != nil {
-			errs["form"] = "These changes cannot be saved: " + err.Error() + "."
-		} else {
+		// Edited under the row lock (EditClient), so a business the app
+		// links meanwhile is kept, not overwritten by what was read.
+		var specErr error
+		_, err := dp.s.store.EditClient(dp.ctx(), c.ID, func(next *tokenstore.Client) error {
+			next.Name, next.RedirectURIs, next.DPoPBoundAccessTokens = reg.name, reg.redirectURIs, reg.dpop
+			spec := specOf(next)
+			if specErr = dp.s.checkSpec(&spec); specErr != nil {
+				return specErr
+			}
 			next.UpdatedAt = dp.s.now().UTC()
-			if err := dp.s.store.UpdateClient(dp.ctx(), &next); err != nil {
+			return nil
+		})
+		if specErr != nil {
+			errs["form"] = "These changes cannot be saved: " + specErr.Error() + "."
+		} else {
+			if err != nil {
 				dp.updateFailure(err)
 				return
 			}
@@ -747,16 +755,18 @@ func (dp *developerPage) rotate(c *tokenstore.Client) {
 		dp.storeFailure("generating client secret", err)
 		return
 	}
-	next := *c
-	next.SecretHash, next.UpdatedAt = tokens.HashSecret(secret), dp.s.now().UTC()
-	if err := dp.s.store.UpdateClient(dp.ctx(), &next); err != nil {
+	next, err := dp.s.store.EditClient(dp.ctx(), c.ID, func(next *tokenstore.Client) error {
+		next.SecretHash, next.UpdatedAt = tokens.HashSecret(secret), dp.s.now().UTC()
+		return nil
+	})
+	if err != nil {
 		dp.updateFailure(err)
 		return
 	}
 	dp.s.tokens.ForgetClient(c.ID)
 	dp.audit("app secret rotated", c.ID)
 	v := dp.view()
-	a := dp.appView(&next, map[string]string{})
+	a := dp.appView(next, map[string]string{})
 	v.App, v.Secret = &a, &secretView{ClientID: c.ID, ClientSecret: secret, Rotated: true}
 	dp.render(http.StatusOK, "New client secret", v)
 }
@@ -793,26 +803,28 @@ func (dp *developerPage) setFirstParty(c *tokenstore.Client) {
 			Message: "Only platform admins can mark an app first-party.", Code: oautherr.AccessDenied.Code})
 		return
 	}
-	next := *c
+	var firstParty bool
 	switch dp.r.PostForm.Get("first_party") {
 	case "on":
-		next.FirstParty = true
+		firstParty = true
 	case "off":
-		next.FirstParty = false
+		firstParty = false
 	default:
 		dp.fail(&pageError{Status: http.StatusBadRequest, Title: "Invalid request",
 			Message: "Choose first-party or third-party.", Code: oautherr.InvalidRequest.Code})
 		return
 	}
-	next.UpdatedAt = dp.s.now().UTC()
-	if err := dp.s.store.UpdateClient(dp.ctx(), &next); err != nil {
+	if _, err := dp.s.store.EditClient(dp.ctx(), c.ID, func(next *tokenstore.Client) error {
+		next.FirstParty, next.UpdatedAt = firstParty, dp.s.now().UTC()
+		return nil
+	}); err != nil {
 		dp.updateFailure(err)
 		return
 	}
 	dp.s.tokens.ForgetClient(c.ID)
-	dp.audit("app first-party set to "+strconv.FormatBool(next.FirstParty), c.ID)
+	dp.audit("app first-party set to "+strconv.FormatBool(firstParty), c.ID)
 	notice := "third-party"
-	if next.FirstParty {
+	if firstParty {
 		notice = "first-party"
 	}
 	seeOther(dp.w, dp.s.paths.developer+"/apps/"+url.PathEscape(c.ID)+"?notice="+notice)
