@@ -302,8 +302,9 @@ func (s *Server) returnURL(req *authzRequest, force bool) string {
 
 // rememberedBusiness decides whether the consent screen can be skipped, and
 // for which business: first-party clients act for the user's current
-// business; otherwise a consent given before for at least these scopes is
-// reused, the current business's first, else the most recent one.
+// business; otherwise a consent given before that covers these scopes and
+// resources (consentCovers) is reused, the current business's first, else
+// the most recent one.
 func (s *Server) rememberedBusiness(ctx context.Context, acct *account, req *authzRequest) (string, bool, error) {
 	if req.client.FirstParty {
 		return acct.defaultBusiness(), true, nil
@@ -317,7 +318,7 @@ func (s *Server) rememberedBusiness(ctx context.Context, acct *account, req *aut
 		case err != nil:
 			return "", false, err
 		}
-		if !covers(c.Scopes, req.scopes) {
+		if !consentCovers(c, req) {
 			continue
 		}
 		if b.ID == acct.defaultBusiness() {

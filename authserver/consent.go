@@ -193,24 +193,20 @@ func (s *Server) decideConsent(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// rememberConsent adds the scopes to what the user allowed the client for
-// the business, so the same request later skips the screen.
+// rememberConsent joins the scopes and resources to what the user allowed
+// the client for the business (mergeConsent), so the same request later
+// skips the screen.
 func (s *Server) rememberConsent(ctx context.Context, userID string, req *authzRequest, business string) error {
-	scopes := slices.Clone(req.scopes)
 	old, err := s.store.GetConsent(ctx, userID, req.client.ID, business)
 	switch {
 	case errors.Is(err, tokenstore.ErrNotFound):
+		old = nil
 	case err != nil:
 		return err
-	default:
-		for _, sc := range old.Scopes {
-			if !slices.Contains(scopes, sc) {
-				scopes = append(scopes, sc)
-			}
-		}
 	}
+	scopes, resources := mergeConsent(old, slices.Clone(req.scopes), slices.Clone(req.resources))
 	return s.store.SaveConsent(ctx, &tokenstore.Consent{UserID: userID, ClientID: req.client.ID, BusinessID: business,
-		Scopes: scopes, CreatedAt: s.now()})
+		Scopes: scopes, Resources: resources, CreatedAt: s.now()})
 }
 
 // initials makes a two-letter avatar of a name.

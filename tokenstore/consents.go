@@ -2,23 +2,28 @@ package tokenstore
 
 import (
 	"context"
+	"database/sql"
 	"time"
 )
 
-// SaveConsent stores c, replacing the scopes and time of an earlier consent
-// of the same user to the same client for the same business. A zero
-// CreatedAt is filled with now.
+// SaveConsent stores c, replacing the scopes, resources and time of an
+// earlier consent of the same user to the same client for the same
+// business. A zero CreatedAt is filled with now.
 func (s *store) SaveConsent(ctx context.Context, c *Consent) error {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = time.Now()
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	_, err := s.read().exec(ctx, `INSERT INTO consents (user_id, client_id, business_id, scopes, created_at)
-		VALUES (?, ?, ?, ?, ?)
+	var resources any = list(c.Resources)
+	if c.ResourcesUnknown {
+		resources = nil
+	}
+	_, err := s.read().exec(ctx, `INSERT INTO consents (user_id, client_id, business_id, scopes, resources, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (user_id, client_id, business_id)
-		DO UPDATE SET scopes = excluded.scopes, created_at = excluded.created_at`,
-		c.UserID, c.ClientID, c.BusinessID, list(c.Scopes), ms(c.CreatedAt))
+		DO UPDATE SET scopes = excluded.scopes, resources = excluded.resources, created_at = excluded.created_at`,
+		c.UserID, c.ClientID, c.BusinessID, list(c.Scopes), resources, ms(c.CreatedAt))
 	return fail("saving consent", err)
 }
 
@@ -28,10 +33,16 @@ func (s *store) GetConsent(ctx context.Context, userID, clientID, businessID str
 	defer cancel()
 	c := Consent{UserID: userID, ClientID: clientID, BusinessID: businessID}
 	var created int64
-	err := s.read().row(ctx, `SELECT scopes, created_at FROM consents
+	var resources sql.NullString
+	err := s.read().row(ctx, `SELECT scopes, resources, created_at FROM consents
 		WHERE user_id = ? AND client_id = ? AND business_id = ?`, userID, clientID, businessID).
-		Scan((*strList)(&c.Scopes), &created)
+		Scan((*strList)(&c.Scopes), &resources, &created)
 	if err != nil {
+		return nil, fail("getting consent", err)
+	}
+	if !resources.Valid {
+		c.ResourcesUnknown = true
+	} else if err := (*strList)(&c.Resources).Scan(resources.String); err != nil {
 		return nil, fail("getting consent", err)
 	}
 	c.CreatedAt = fromMs(created)

@@ -150,7 +150,15 @@ type Consent struct {
 	ClientID   string
 	BusinessID string
 	Scopes     []string
-	CreatedAt  time.Time
+	// Resources limits the consent to these RFC 8707 resources; empty: the
+	// consent was given without a resource and has no limit.
+	Resources []string
+	// ResourcesUnknown marks a consent remembered before the store recorded
+	// resources (a NULL resources column, migration 0011): what it was
+	// limited to is unknown, and authserver treats it as covering no
+	// request. Resources is then empty.
+	ResourcesUnknown bool
+	CreatedAt        time.Time
 }
 
 // Key is a signing key. The private key is stored as a JWK in JSON.

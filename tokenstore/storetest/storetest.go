@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) tokenstore.Store) {
 		{"RevokeGrant", testRevokeGrant},
 		{"CreateRevokedGrant", testCreateRevokedGrant},
 		{"Consents", testConsents},
+		{"ConsentResources", testConsentResources},
 		{"RevokeGrantForgetsConsent", testRevokeGrantForgetsConsent},
 		{"Keys", testKeys},
 		{"RotateKeys", testRotateKeys},
@@ -1141,6 +1142,45 @@ func testConsents(t *testing.T, s tokenstore.Store) {
 	_, err = s.GetConsent(ctx, "u1", "c2", "biz1")
 	wantErr(t, "GetConsent", err, tokenstore.ErrNotFound)
 	check(t, "DeleteConsents of nothing", s.DeleteConsents(ctx, "nobody", "c1"))
+}
+
+// testConsentResources: a consent's resources round-trip, an upsert
+// replaces them, and a consent whose resources are unknown (a NULL column,
+// as migration 0011 leaves rows from before it) reads back as unknown,
+// not as "no limit".
+func testConsentResources(t *testing.T, s tokenstore.Store) {
+	ctx := t.Context()
+	get := func(what string) *tokenstore.Consent {
+		t.Helper()
+		got, err := s.GetConsent(ctx, "u1", "c1", "biz1")
+		check(t, what, err)
+		return got
+	}
+	limited := &tokenstore.Consent{UserID: "u1", ClientID: "c1", BusinessID: "biz1", Scopes: []string{"read:invoices"},
+		Resources: []string{"https://api.example.test/crm", "https://api.example.test/accounting"}, CreatedAt: at(0)}
+	check(t, "SaveConsent limited", s.SaveConsent(ctx, limited))
+	equal(t, "GetConsent limited", get("GetConsent"), limited)
+
+	unknown := &tokenstore.Consent{UserID: "u1", ClientID: "c1", BusinessID: "biz1", Scopes: []string{"read:invoices"},
+		ResourcesUnknown: true, CreatedAt: at(time.Minute)}
+	check(t, "SaveConsent unknown", s.SaveConsent(ctx, unknown))
+	equal(t, "GetConsent unknown", get("GetConsent"), unknown)
+
+	unlimited := &tokenstore.Consent{UserID: "u1", ClientID: "c1", BusinessID: "biz1", Scopes: []string{"read:invoices"},
+		CreatedAt: at(2 * time.Minute)}
+	check(t, "SaveConsent without resources", s.SaveConsent(ctx, unlimited))
+	equal(t, "GetConsent without resources", get("GetConsent"), unlimited)
+
+	// A limit replaces no limit: the upsert writes the column too.
+	limited.CreatedAt = at(3 * time.Minute)
+	check(t, "SaveConsent limited again", s.SaveConsent(ctx, limited))
+	equal(t, "GetConsent limited again", get("GetConsent"), limited)
+
+	// Consent still ends with the grant, whatever its resources.
+	check(t, "CreateGrant", s.CreateGrant(ctx, sampleGrant("g1", "c1", "u1", at(0)), nil))
+	check(t, "RevokeGrant", s.RevokeGrant(ctx, "g1", at(time.Hour)))
+	_, err := s.GetConsent(ctx, "u1", "c1", "biz1")
+	wantErr(t, "GetConsent after RevokeGrant", err, tokenstore.ErrNotFound)
 }
 
 // testRevokeGrantForgetsConsent: revoking a live grant forgets the consent
