@@ -28,6 +28,7 @@ admin endpoint, localhost:2019 by default; --address, or --config and
 
   client create --name <n> [--grant-types …] [--scopes …] [--businesses …]
                 [--redirect-uris …] [--post-logout-redirect-uris …]
+                [--id-token-signed-response-alg RS256]
                 [--first-party] [--public] [--dpop-bound-access-tokens]
   client list | get <id> | delete <id> | rotate-secret <id>
   client link <id> <business> | unlink <id> <business>
