@@ -70,6 +70,25 @@ func (spec ClientSpec) Client(id string) *tokenstore.Client {
 	}
 }
 
+// newClient is the store record of a new client of spec under id, created
+// now, with a fresh secret for a confidential client: the secret is
+// returned to be shown once, and only its hash is kept. The admin API, the
+// developer portal and dynamic registration create clients through it.
+func (s *Server) newClient(spec ClientSpec, id string) (*tokenstore.Client, string, error) {
+	now := s.now().UTC()
+	c := spec.Client(id)
+	c.CreatedAt, c.UpdatedAt = now, now
+	if spec.Public {
+		return c, "", nil
+	}
+	secret, err := tokens.NewSecret(s.cfg.SecretPrefix)
+	if err != nil {
+		return nil, "", err
+	}
+	c.SecretHash = tokens.HashSecret(secret)
+	return c, secret, nil
+}
+
 // specOf is the spec of a stored client.
 func specOf(c *tokenstore.Client) ClientSpec {
 	return ClientSpec{Name: c.Name, GrantTypes: c.GrantTypes, Scopes: c.Scopes, Businesses: c.Businesses,
@@ -278,16 +297,10 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request) {
 		s.adminStoreError(w, "generating client id", err)
 		return
 	}
-	now := s.now().UTC()
-	c := spec.Client(id)
-	c.CreatedAt, c.UpdatedAt = now, now
-	var secret string
-	if !spec.Public {
-		if secret, err = tokens.NewSecret(s.cfg.SecretPrefix); err != nil {
-			s.adminStoreError(w, "generating client secret", err)
-			return
-		}
-		c.SecretHash = tokens.HashSecret(secret)
+	c, secret, err := s.newClient(spec, id)
+	if err != nil {
+		s.adminStoreError(w, "generating client secret", err)
+		return
 	}
 	if err := s.store.CreateClient(r.Context(), c); err != nil {
 		s.adminStoreError(w, "creating client", err)

@@ -616,20 +616,13 @@ func (dp *developerPage) register() {
 		if err := dp.s.checkSpec(&spec); err != nil {
 			errs["form"] = "This app cannot be registered: " + err.Error() + "."
 		} else {
-			c := spec.Client(id)
-			c.OwnerID, c.OwnerBusinessID = dp.acct.ID, reg.business
-			now := dp.s.now().UTC()
-			c.CreatedAt, c.UpdatedAt = now, now
-			var secret string
-			if !reg.public {
-				var err error
-				if secret, err = tokens.NewSecret(dp.s.cfg.SecretPrefix); err != nil {
-					dp.storeFailure("generating client secret", err)
-					return
-				}
-				c.SecretHash = tokens.HashSecret(secret)
+			c, secret, err := dp.s.newClient(spec, id)
+			if err != nil {
+				dp.storeFailure("generating client secret", err)
+				return
 			}
-			err := dp.s.store.CreateClient(dp.ctx(), c)
+			c.OwnerID, c.OwnerBusinessID = dp.acct.ID, reg.business
+			err = dp.s.store.CreateClient(dp.ctx(), c)
 			switch {
 			case errors.Is(err, tokenstore.ErrConflict):
 				dp.alreadyRegistered(id)

@@ -433,19 +433,13 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errServer())
 		return
 	}
-	now := s.now().UTC()
-	c := spec.Client(id)
-	c.CreatedAt, c.UpdatedAt = now, now
-	var secret string
-	if !spec.Public {
-		if secret, err = tokens.NewSecret(s.cfg.SecretPrefix); err != nil {
-			writeError(w, errServer())
-			return
-		}
-		c.SecretHash = tokens.HashSecret(secret)
+	c, secret, err := s.newClient(spec, id)
+	if err != nil {
+		writeError(w, errServer())
+		return
 	}
 	meta, _ := json.Marshal(desc)
-	reg := &tokenstore.Registration{ClientID: id, TokenHash: tokens.HashSecret(rat), Metadata: meta, CreatedAt: now}
+	reg := &tokenstore.Registration{ClientID: id, TokenHash: tokens.HashSecret(rat), Metadata: meta, CreatedAt: c.CreatedAt}
 	if err := s.store.RegisterClient(r.Context(), c, reg); err != nil {
 		writeError(w, s.storeError("registering client", err))
 		return
