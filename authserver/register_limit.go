@@ -1,9 +1,10 @@
 package authserver
 
 import (
-	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/oauthgate/oauthgate/throttle"
 )
 
 // registrationLimiter bounds how many registrations one client address may
@@ -17,7 +18,7 @@ type registrationLimiter struct {
 	now    func() time.Time
 
 	mu   sync.Mutex
-	seen map[netip.Prefix]*regWindow
+	seen map[addrKey]*regWindow
 }
 
 type regWindow struct {
@@ -29,7 +30,7 @@ type regWindow struct {
 const maxLimitedAddresses = 100_000
 
 func newRegistrationLimiter(limit int, window time.Duration, now func() time.Time) *registrationLimiter {
-	return &registrationLimiter{limit: limit, window: window, now: now, seen: map[netip.Prefix]*regWindow{}}
+	return &registrationLimiter{limit: limit, window: window, now: now, seen: map[addrKey]*regWindow{}}
 }
 
 // allow counts one attempt from addr and reports whether it is within the
@@ -72,19 +73,17 @@ func (l *registrationLimiter) sweep(now time.Time) {
 	}
 }
 
-// addressKey is the address as the limiter counts it: an IPv4 address
-// alone, an IPv6 address as its /64. Anything unparsable counts as one
-// shared key, so it cannot escape the limit.
-func addressKey(addr string) netip.Prefix {
-	a, err := netip.ParseAddr(addr)
-	if err != nil {
-		return netip.Prefix{}
-	}
-	a = a.Unmap().WithZone("")
-	bits := 32
-	if a.Is6() {
-		bits = 64
-	}
-	p, _ := a.Prefix(bits)
-	return p
+// addrKey is an address as the limiter counts it: its
+// throttle.AddressBlock (an IPv4 address alone, an IPv6 address as its
+// /64), as the failure throttle counts addresses. Every unparsable address
+// has the one key with valid false, so it cannot escape the limit and
+// shares it with no real address.
+type addrKey struct {
+	block [16]byte
+	valid bool
+}
+
+func addressKey(addr string) addrKey {
+	b, ok := throttle.AddressBlock(addr)
+	return addrKey{block: b, valid: ok}
 }

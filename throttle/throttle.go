@@ -266,14 +266,20 @@ func (t *Throttle) keyOf(s Subject) key {
 	return k
 }
 
-// parseAddress reads an address subject as 16 bytes, IPv4 as IPv4-mapped
-// IPv6, and an IPv6 address as its /64, which one host usually holds
-// entirely.
+// parseAddress reads an address subject as its AddressBlock.
 func parseAddress(s Subject) ([16]byte, bool) {
 	if !s.Kind.isAddress() {
 		return [16]byte{}, false
 	}
-	a, err := netip.ParseAddr(s.Value)
+	return AddressBlock(s.Value)
+}
+
+// AddressBlock is the block of addresses one client is counted as: an IPv4
+// address alone (as IPv4-mapped IPv6), an IPv6 address as its /64, which
+// one host usually holds entirely. It reports false for a string that is
+// not an IP address. Everything that limits by client address counts by it.
+func AddressBlock(addr string) ([16]byte, bool) {
+	a, err := netip.ParseAddr(addr)
 	if err != nil {
 		return [16]byte{}, false
 	}
